@@ -1,0 +1,195 @@
+//! The users table and axum-login's `AuthnBackend` over it.
+
+use axum_login::{AuthUser, AuthnBackend, UserId};
+
+use super::password::Hasher;
+use crate::{
+    auth::{validate, User},
+    db::Database,
+    error::AppError,
+};
+
+/// A user as stored, hash included. Never leaves the server: the browser gets [`User`].
+#[derive(Clone, sqlx::FromRow)]
+pub struct UserRecord {
+    pub id: i64,
+    pub username: String,
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("password_hash", &"[redacted]")
+            .finish()
+    }
+}
+
+impl From<&UserRecord> for User {
+    fn from(record: &UserRecord) -> Self {
+        User {
+            id: record.id,
+            username: record.username.clone(),
+        }
+    }
+}
+
+impl AuthUser for UserRecord {
+    type Id = i64;
+
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// axum-login stores this in the session and compares it on every request. Using the password
+    /// hash means a password change signs out every session that was made with the old one.
+    fn session_auth_hash(&self) -> &[u8] {
+        self.password_hash.as_bytes()
+    }
+}
+
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Failures of the backend. Kept apart from [`AppError`] because axum-login needs a
+/// `std::error::Error`; [`From`] below is where they become client-facing errors.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    App(AppError),
+}
+
+impl From<BackendError> for AppError {
+    fn from(error: BackendError) -> Self {
+        match error {
+            BackendError::Database(error) => {
+                tracing::error!(%error, "database error");
+                AppError::unavailable()
+            }
+            BackendError::App(error) => error,
+        }
+    }
+}
+
+impl From<AppError> for BackendError {
+    fn from(error: AppError) -> Self {
+        BackendError::App(error)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Backend {
+    db: Database,
+    hasher: Hasher,
+}
+
+impl Backend {
+    pub fn new(db: Database, hasher: Hasher) -> Self {
+        Self { db, hasher }
+    }
+
+    /// Creates an account. The name is validated and trimmed; uniqueness is case-insensitive.
+    pub async fn register(&self, username: &str, password: &str) -> Result<UserRecord, AppError> {
+        let username = validate::username(username)?;
+        validate::new_password(password)?;
+        let key = validate::username_key(&username);
+        let password_hash = self.hasher.hash(password.to_owned()).await?;
+        let inserted = match &self.db {
+            Database::Sqlite(pool) => {
+                sqlx::query_scalar::<_, i64>(
+                    "INSERT INTO users (username, username_key, password_hash) VALUES (?, ?, ?) \
+                     RETURNING id",
+                )
+                .bind(&username)
+                .bind(&key)
+                .bind(&password_hash)
+                .fetch_one(pool)
+                .await
+            }
+        };
+        match inserted {
+            Ok(id) => Ok(UserRecord {
+                id,
+                username,
+                password_hash,
+            }),
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                Err(AppError::username_taken())
+            }
+            Err(error) => Err(BackendError::Database(error).into()),
+        }
+    }
+
+    async fn find_by_key(&self, key: &str) -> Result<Option<UserRecord>, sqlx::Error> {
+        match &self.db {
+            Database::Sqlite(pool) => {
+                sqlx::query_as(
+                    "SELECT id, username, password_hash FROM users WHERE username_key = ?",
+                )
+                .bind(key)
+                .fetch_optional(pool)
+                .await
+            }
+        }
+    }
+
+    async fn find_by_id(&self, id: i64) -> Result<Option<UserRecord>, sqlx::Error> {
+        match &self.db {
+            Database::Sqlite(pool) => {
+                sqlx::query_as("SELECT id, username, password_hash FROM users WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await
+            }
+        }
+    }
+}
+
+impl AuthnBackend for Backend {
+    type User = UserRecord;
+    type Credentials = Credentials;
+    type Error = BackendError;
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn authenticate(&self, creds: Credentials) -> Result<Option<UserRecord>, BackendError> {
+        // Over-long input cannot match a stored password (registration caps it) and is not worth
+        // hashing; the body limit keeps it from being huge in the first place.
+        if creds.password.chars().count() > validate::PASSWORD_MAX_CHARS {
+            return Ok(None);
+        }
+        let key = validate::username_key(&creds.username);
+        match self.find_by_key(&key).await? {
+            Some(user) => {
+                let matches = self
+                    .hasher
+                    .verify(creds.password, user.password_hash.clone())
+                    .await?;
+                Ok(matches.then_some(user))
+            }
+            None => {
+                self.hasher.verify_dummy(creds.password).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn get_user(&self, user_id: &UserId<Self>) -> Result<Option<UserRecord>, BackendError> {
+        Ok(self.find_by_id(*user_id).await?)
+    }
+}

@@ -1,0 +1,228 @@
+//! The account panel: sign-in and create-account forms when signed out; the user and a sign-out
+//! button when signed in. The signed-in user lives in one resource, [`AuthState::user`].
+
+use leptos::{either::EitherOf3, ev::SubmitEvent, prelude::*};
+
+use super::{current_user, login, logout, register, validate, User};
+use crate::error::AppError;
+
+type UserResult = Result<Option<User>, AppError>;
+
+/// The one source of truth in the browser for who is signed in, shared through context.
+#[derive(Clone, Copy)]
+pub struct AuthState {
+    /// Loaded on the server while rendering (so the first paint is already right), then set
+    /// directly by sign-in and sign-out: those never navigate or reload.
+    pub user: Resource<UserResult>,
+    /// A short polite message for screen readers and eyes ("You signed out.").
+    pub notice: RwSignal<Option<String>>,
+}
+
+impl AuthState {
+    fn new() -> Self {
+        Self {
+            user: Resource::new_blocking(|| (), |_| current_user()),
+            notice: RwSignal::new(None),
+        }
+    }
+
+    fn signed_in(&self, user: User) {
+        self.notice.set(None);
+        self.user.set(Some(Ok(Some(user))));
+    }
+
+    fn signed_out(&self, notice: &str) {
+        self.notice.set(Some(notice.to_owned()));
+        self.user.set(Some(Ok(None)));
+    }
+}
+
+#[component]
+pub fn AccountPanel() -> impl IntoView {
+    let auth = AuthState::new();
+    provide_context(auth);
+
+    view! {
+        <p class="notice" role="status" aria-live="polite">{move || auth.notice.get()}</p>
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || {
+                auth.user
+                    .get()
+                    .map(|state| match state {
+                        Ok(Some(user)) => EitherOf3::A(view! { <SignedIn user /> }),
+                        Ok(None) => EitherOf3::B(view! { <SignedOut /> }),
+                        Err(error) => EitherOf3::C(view! { <LoadFailed error /> }),
+                    })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn LoadFailed(error: AppError) -> impl IntoView {
+    let auth = expect_context::<AuthState>();
+    view! {
+        <section class="card">
+            <p class="error" role="alert">{error.message}</p>
+            <button type="button" class="btn" on:click=move |_| auth.user.refetch()>
+                "Try again"
+            </button>
+        </section>
+    }
+}
+
+#[component]
+fn SignedIn(user: User) -> impl IntoView {
+    let auth = expect_context::<AuthState>();
+    let sign_out = Action::new(move |_: &()| async move {
+        let result = logout().await;
+        if result.is_ok() {
+            auth.signed_out("You signed out.");
+        }
+        result
+    });
+    let pending = sign_out.pending();
+    let error = move || sign_out.value().get().and_then(Result::err);
+
+    view! {
+        <section class="card" aria-labelledby="account-heading">
+            <h2 id="account-heading">"Your account"</h2>
+            <p class="who">"Signed in as " <strong>{user.username}</strong></p>
+            <button
+                type="button"
+                class="btn"
+                disabled=pending
+                aria-busy=move || pending.get().to_string()
+                on:click=move |_| {
+                    sign_out.dispatch(());
+                }
+            >
+                {move || if pending.get() { "Signing out…" } else { "Sign out" }}
+            </button>
+            {move || {
+                error()
+                    .map(|error| {
+                        view! {
+                            <p class="error" role="alert">
+                                "Sign-out failed: "
+                                {error.message}
+                            </p>
+                        }
+                    })
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn SignedOut() -> impl IntoView {
+    let auth = expect_context::<AuthState>();
+    let sign_in = Action::new(move |(username, password): &(String, String)| {
+        let (username, password) = (username.clone(), password.clone());
+        async move {
+            let result = login(username, password).await;
+            if let Ok(user) = &result {
+                auth.signed_in(user.clone());
+            }
+            result
+        }
+    });
+    let create = Action::new(move |(username, password): &(String, String)| {
+        let (username, password) = (username.clone(), password.clone());
+        async move {
+            let result = register(username, password).await;
+            if let Ok(user) = &result {
+                auth.signed_in(user.clone());
+            }
+            result
+        }
+    });
+
+    view! {
+        <div class="forms">
+            <CredentialsForm
+                id="sign-in"
+                heading="Sign in"
+                submit="Sign in"
+                pending_label="Signing in…"
+                new_account=false
+                action=sign_in
+            />
+            <CredentialsForm
+                id="create-account"
+                heading="Create account"
+                submit="Create account"
+                pending_label="Creating account…"
+                new_account=true
+                action=create
+            />
+        </div>
+    }
+}
+
+/// A username + password form. `new_account` switches autocomplete hints and shows the rules.
+#[component]
+fn CredentialsForm(
+    id: &'static str,
+    heading: &'static str,
+    submit: &'static str,
+    pending_label: &'static str,
+    new_account: bool,
+    action: Action<(String, String), Result<User, AppError>>,
+) -> impl IntoView {
+    let username = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let pending = action.pending();
+    let error = move || action.value().get().and_then(Result::err);
+    let on_submit = move |event: SubmitEvent| {
+        event.prevent_default();
+        action.dispatch((username.get_untracked(), password.get_untracked()));
+        // The password is not kept in the page any longer than the request needs it.
+        password.set(String::new());
+    };
+    let hint_id = format!("{id}-password-hint");
+
+    view! {
+        <form class="card" aria-labelledby=format!("{id}-heading") on:submit=on_submit novalidate>
+            <h2 id=format!("{id}-heading")>{heading}</h2>
+            <label for=format!("{id}-username")>"Username"</label>
+            <input
+                id=format!("{id}-username")
+                name="username"
+                type="text"
+                autocomplete="username"
+                autocapitalize="none"
+                spellcheck="false"
+                required
+                bind:value=username
+            />
+            <label for=format!("{id}-password")>"Password"</label>
+            <input
+                id=format!("{id}-password")
+                name="password"
+                type="password"
+                autocomplete=if new_account { "new-password" } else { "current-password" }
+                aria-describedby=new_account.then(|| hint_id.clone())
+                required
+                bind:value=password
+            />
+            {new_account
+                .then(|| {
+                    view! {
+                        <p class="hint" id=hint_id.clone()>
+                            {format!(
+                                "At least {} characters. Spaces and any characters are welcome.",
+                                validate::PASSWORD_MIN_CHARS,
+                            )}
+                        </p>
+                    }
+                })}
+            <button type="submit" class="btn primary" disabled=pending>
+                {move || if pending.get() { pending_label } else { submit }}
+            </button>
+            {move || {
+                error().map(|error| view! { <p class="error" role="alert">{error.message}</p> })
+            }}
+        </form>
+    }
+}

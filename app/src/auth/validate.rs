@@ -1,0 +1,85 @@
+//! Input rules for usernames and passwords, shared by the server (which enforces them) and the
+//! browser (which can explain them before a round trip).
+
+use crate::error::AppError;
+
+pub const USERNAME_MIN_CHARS: usize = 3;
+pub const USERNAME_MAX_CHARS: usize = 32;
+/// NIST SP 800-63B-4: at least 15 characters when the password is the only factor.
+pub const PASSWORD_MIN_CHARS: usize = 15;
+/// We accept at least 64 (NIST) and cap at 128 so hashing cost stays bounded.
+pub const PASSWORD_MAX_CHARS: usize = 128;
+
+/// Checks a username and returns it trimmed: the form that is stored and shown.
+pub fn username(raw: &str) -> Result<String, AppError> {
+    let name = raw.trim();
+    let count = name.chars().count();
+    if count < USERNAME_MIN_CHARS || count > USERNAME_MAX_CHARS {
+        return Err(AppError::invalid_input(format!(
+            "Username must be {USERNAME_MIN_CHARS} to {USERNAME_MAX_CHARS} characters long."
+        )));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(AppError::invalid_input(
+            "Username may contain only letters, digits, '_', '-' and '.'.",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// The key under which a username is unique: trimmed and lower-cased (Unicode-aware), so that
+/// "Alice", " alice " and "ALICE" are one account.
+pub fn username_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+/// Checks a new password. Counted in Unicode characters, never truncated, no composition rules.
+pub fn new_password(password: &str) -> Result<(), AppError> {
+    let count = password.chars().count();
+    if count < PASSWORD_MIN_CHARS {
+        return Err(AppError::invalid_input(format!(
+            "Password must be at least {PASSWORD_MIN_CHARS} characters long."
+        )));
+    }
+    if count > PASSWORD_MAX_CHARS {
+        return Err(AppError::invalid_input(format!(
+            "Password must be at most {PASSWORD_MAX_CHARS} characters long."
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_trimmed_and_checked() {
+        assert_eq!(username("  alice ").unwrap(), "alice");
+        assert_eq!(username("Zoë.o_k-1").unwrap(), "Zoë.o_k-1");
+        assert!(username("ab").is_err());
+        assert!(username("   ").is_err());
+        assert!(username(&"a".repeat(33)).is_err());
+        assert!(username("al ice").is_err());
+        assert!(username("al\u{0}ice").is_err());
+    }
+
+    #[test]
+    fn username_key_folds_case_and_space() {
+        assert_eq!(username_key(" ALICE "), username_key("alice"));
+        assert_eq!(username_key("ÉLODIE"), "élodie");
+    }
+
+    #[test]
+    fn password_length_counts_characters_not_bytes() {
+        // 15 characters, 30 bytes: accepted. 14 four-byte emoji (56 bytes): refused.
+        assert!(new_password(&"é".repeat(15)).is_ok());
+        assert!(new_password(&"😀".repeat(14)).is_err());
+        assert!(new_password("correct horse battery").is_ok());
+        assert!(new_password(&"x".repeat(128)).is_ok());
+        assert!(new_password(&"x".repeat(129)).is_err());
+    }
+}

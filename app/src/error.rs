@@ -1,0 +1,165 @@
+//! The one error type of Signoff's server functions, and the one place that maps it to an HTTP status.
+//!
+//! On the wire an error is JSON: `{"code":"invalid_input","message":"…"}`. The `code` is the stable
+//! contract for programs; the `message` is written for people and shown as is in the UI.
+
+use leptos::server_fn::{
+    codec::JsonEncoding,
+    error::{FromServerFnError, ServerFnErrorErr},
+    Bytes, Encodes,
+};
+use serde::{Deserialize, Serialize};
+
+/// What went wrong, as a client can act on it. Each code has exactly one HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request was malformed or a field failed validation (400).
+    InvalidInput,
+    /// Nobody is signed in, but the call needs a user (401).
+    NotSignedIn,
+    /// Wrong username or password; deliberately says no more than that (401).
+    InvalidCredentials,
+    /// The username is already registered (409).
+    UsernameTaken,
+    /// The database did not answer; nothing was changed (503).
+    Unavailable,
+    /// A bug or an unexpected failure; details are in the server log only (500).
+    Internal,
+    /// Client side only: the server could not be reached or answered garbage.
+    Network,
+}
+
+/// The error every server function returns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct AppError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl AppError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidInput, message)
+    }
+
+    pub fn not_signed_in() -> Self {
+        Self::new(ErrorCode::NotSignedIn, "You are not signed in.")
+    }
+
+    /// One message for every credential failure, so that a response never tells whether the
+    /// username exists.
+    pub fn invalid_credentials() -> Self {
+        Self::new(
+            ErrorCode::InvalidCredentials,
+            "Wrong username or password.",
+        )
+    }
+
+    pub fn username_taken() -> Self {
+        Self::new(
+            ErrorCode::UsernameTaken,
+            "That username is taken. Choose another one.",
+        )
+    }
+
+    pub fn unavailable() -> Self {
+        Self::new(
+            ErrorCode::Unavailable,
+            "The service is temporarily unavailable. Nothing was changed; please try again.",
+        )
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            ErrorCode::Internal,
+            "Something went wrong on our side. Please try again.",
+        )
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl ErrorCode {
+    /// The status code of each error: the only mapping from errors to HTTP in Signoff.
+    pub fn status(self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            ErrorCode::InvalidInput => StatusCode::BAD_REQUEST,
+            ErrorCode::NotSignedIn | ErrorCode::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ErrorCode::UsernameTaken => StatusCode::CONFLICT,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal | ErrorCode::Network => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            // Raised on the server while decoding the request: the client sent bad input.
+            ServerFnErrorErr::Args(detail) => {
+                Self::invalid_input(format!("Malformed request: {detail}"))
+            }
+            ServerFnErrorErr::MissingArg(field) => {
+                Self::invalid_input(format!("Malformed request: missing field `{field}`"))
+            }
+            // Raised in the browser: the request never got an answer, or not one we understand.
+            ServerFnErrorErr::Request(_) | ServerFnErrorErr::Deserialization(_) => Self::new(
+                ErrorCode::Network,
+                "Could not reach the server. Check your connection and try again.",
+            ),
+            other => {
+                #[cfg(feature = "ssr")]
+                tracing::error!(error = %other, "server function failed outside its body");
+                #[cfg(not(feature = "ssr"))]
+                let _ = other;
+                Self::internal()
+            }
+        }
+    }
+
+    /// Called exactly once for every error response a server function sends, inside the request's
+    /// reactive owner: that makes it the single place where the error's status is set, whether
+    /// the error came from our code or from the framework (for example an undecodable body).
+    fn ser(&self) -> Bytes {
+        #[cfg(feature = "ssr")]
+        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(self.code.status());
+        }
+        JsonEncoding::encode(self).unwrap_or_else(|_| {
+            Bytes::from_static(br#"{"code":"internal","message":"Internal error"}"#)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_format_is_code_and_message() {
+        let json = serde_json::to_string(&AppError::username_taken()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"code":"username_taken","message":"That username is taken. Choose another one."}"#
+        );
+    }
+
+    #[test]
+    fn decode_errors_are_bad_input_not_internal() {
+        let e = AppError::from_server_fn_error(ServerFnErrorErr::Args("x".into()));
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+        let e = AppError::from_server_fn_error(ServerFnErrorErr::MissingArg("password".into()));
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+        assert!(e.message.contains("password"));
+    }
+}

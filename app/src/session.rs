@@ -1,0 +1,265 @@
+//! Server-side sessions: the store (rows of `tower_sessions`), the cookie, and the timeouts.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::{extract::Request, middleware::Next, response::Response};
+use time::OffsetDateTime;
+use tower_sessions::{
+    cookie::{Cookie, SameSite},
+    session::{Id, Record},
+    session_store, Expiry, Session, SessionManagerLayer, SessionStore,
+};
+use tower_sessions_sqlx_store::SqliteStore;
+
+use crate::db::Database;
+
+/// The cookie's name. Deliberately not a framework default (OWASP: avoid fingerprinting).
+pub const COOKIE_NAME: &str = "signoff_session";
+/// When the session was established (Unix seconds): the start of the absolute timeout.
+const STARTED_AT: &str = "signoff.started_at";
+/// When the expiry was last pushed forward (Unix seconds).
+const REFRESHED_AT: &str = "signoff.refreshed_at";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionSettings {
+    /// A session unused for this long ends (`SESSION_IDLE_TIMEOUT`).
+    pub idle_timeout: Duration,
+    /// A session ends this long after sign-in, however active (`SESSION_ABSOLUTE_TIMEOUT`).
+    pub absolute_timeout: Duration,
+    /// Adds `Secure` to the cookie (`COOKIE_SECURE`); required in production behind TLS.
+    pub cookie_secure: bool,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(12 * 60 * 60),
+            cookie_secure: false,
+        }
+    }
+}
+
+impl SessionSettings {
+    /// How stale the stored expiry may get before a request pushes it forward. Refreshing on every
+    /// request would turn every read into a write; this bounds the idle timeout's error to 1/30
+    /// of its length (and at most a minute).
+    fn refresh_interval(&self) -> Duration {
+        (self.idle_timeout / 30).min(Duration::from_secs(60))
+    }
+
+    /// When a session started at `started` and seen at `now` expires: the earlier of the idle and
+    /// the absolute deadline.
+    fn deadline(&self, started: OffsetDateTime, now: OffsetDateTime) -> OffsetDateTime {
+        (now + self.idle_timeout).min(started + self.absolute_timeout)
+    }
+}
+
+/// The session store: tower-sessions-sqlx-store's, except that `save` never creates a row.
+///
+/// The stock `save` is an upsert. A request that was in flight while another request destroyed
+/// the session (logout, revocation, expiry) would then write the row back on its way out and
+/// resurrect a session the user had ended. Here `save` only updates a row that still exists;
+/// rows are created only by `create`, which tower-sessions calls for new and re-keyed sessions.
+#[derive(Clone, Debug)]
+pub struct Store {
+    sqlite: SqliteStore,
+    db: Database,
+}
+
+impl Store {
+    pub fn new(db: &Database) -> Self {
+        match db {
+            Database::Sqlite(pool) => Self {
+                sqlite: SqliteStore::new(pool.clone()),
+                db: db.clone(),
+            },
+        }
+    }
+
+    /// Deletes expired rows. Loading already ignores them; this only reclaims space.
+    pub async fn delete_expired(&self) -> session_store::Result<()> {
+        use tower_sessions::ExpiredDeletion;
+        self.sqlite.delete_expired().await
+    }
+}
+
+fn store_error(error: impl std::fmt::Display) -> session_store::Error {
+    session_store::Error::Backend(error.to_string())
+}
+
+#[async_trait]
+impl SessionStore for Store {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        self.sqlite.create(record).await
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let data = rmp_serde::to_vec(record).map_err(store_error)?;
+        let updated = match &self.db {
+            Database::Sqlite(pool) => {
+                sqlx::query("UPDATE tower_sessions SET data = ?, expiry_date = ? WHERE id = ?")
+                    .bind(data)
+                    .bind(record.expiry_date)
+                    .bind(record.id.to_string())
+                    .execute(pool)
+                    .await
+                    .map_err(store_error)?
+                    .rows_affected()
+            }
+        };
+        if updated == 0 {
+            tracing::debug!(
+                session = %tag(&record.id),
+                "session was destroyed while this request ran; not writing it back"
+            );
+        }
+        Ok(())
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        self.sqlite.load(id).await
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        self.sqlite.delete(id).await
+    }
+}
+
+/// The session layer with Signoff's cookie: `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`,
+/// `Secure` when configured. A cookie with a `Max-Age` is only sent once a user signs in.
+pub fn layer(store: Store, settings: SessionSettings) -> SessionManagerLayer<Store> {
+    SessionManagerLayer::new(store)
+        .with_name(COOKIE_NAME)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_secure(settings.cookie_secure)
+        .with_expiry(Expiry::OnInactivity(
+            time::Duration::try_from(settings.idle_timeout).unwrap_or(time::Duration::MAX),
+        ))
+}
+
+/// The cookie that tells the browser to forget the session cookie: same name and `Path` as the
+/// original (RFC 6265 §5.3 replaces a cookie only when those match), `Max-Age=0`, and `Secure`
+/// when the original had it.
+pub fn removal_cookie(settings: &SessionSettings) -> Cookie<'static> {
+    let mut cookie = Cookie::build((COOKIE_NAME, ""))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(settings.cookie_secure)
+        .build();
+    cookie.make_removal();
+    cookie
+}
+
+/// Marks a freshly signed-in session: starts its absolute timeout and sets its first expiry.
+pub async fn mark_started(
+    session: &Session,
+    settings: &SessionSettings,
+) -> Result<(), tower_sessions::session::Error> {
+    let now = OffsetDateTime::now_utc();
+    session.insert(STARTED_AT, now.unix_timestamp()).await?;
+    session.insert(REFRESHED_AT, now.unix_timestamp()).await?;
+    session.set_expiry(Some(Expiry::AtDateTime(settings.deadline(now, now))));
+    Ok(())
+}
+
+/// Middleware: slides the idle timeout forward for a signed-in session, never past the absolute
+/// timeout. Expired sessions are never loaded (the store filters on `expiry_date`), so the server
+/// enforces both timeouts whatever the cookie says.
+pub async fn refresh_expiry(
+    axum::extract::State(settings): axum::extract::State<SessionSettings>,
+    session: Session,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Err(error) = refresh(&session, &settings).await {
+        // The store could not be read: the rest of the stack sees no session, and the request
+        // fails or proceeds signed out rather than with stale state.
+        tracing::warn!(%error, "could not refresh session expiry");
+    }
+    next.run(request).await
+}
+
+async fn refresh(
+    session: &Session,
+    settings: &SessionSettings,
+) -> Result<(), tower_sessions::session::Error> {
+    if session.id().is_none() {
+        return Ok(());
+    }
+    let (Some(started), Some(refreshed)) = (
+        session.get::<i64>(STARTED_AT).await?,
+        session.get::<i64>(REFRESHED_AT).await?,
+    ) else {
+        return Ok(());
+    };
+    let now = OffsetDateTime::now_utc();
+    let since_refresh = now.unix_timestamp().saturating_sub(refreshed);
+    if since_refresh < settings.refresh_interval().as_secs() as i64 {
+        return Ok(());
+    }
+    let started = OffsetDateTime::from_unix_timestamp(started).unwrap_or(now);
+    session.insert(REFRESHED_AT, now.unix_timestamp()).await?;
+    session.set_expiry(Some(Expiry::AtDateTime(settings.deadline(started, now))));
+    Ok(())
+}
+
+/// A short, one-way tag of a session id for logs and the audit trail: lets an operator correlate
+/// events of one session without the log ever holding a usable session id.
+pub fn tag(id: &Id) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(id.to_string().as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Deletes expired session rows every `period`, for as long as the process runs. A failed sweep
+/// (database down) is logged and retried at the next tick instead of ending the task.
+pub async fn sweep_expired(store: Store, period: Duration) {
+    let mut ticker = tokio::time::interval(period);
+    loop {
+        ticker.tick().await;
+        if let Err(error) = store.delete_expired().await {
+            tracing::warn!(%error, "could not delete expired sessions; will retry");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_is_idle_until_the_absolute_limit() {
+        let settings = SessionSettings {
+            idle_timeout: Duration::from_secs(100),
+            absolute_timeout: Duration::from_secs(1000),
+            cookie_secure: false,
+        };
+        let start = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
+        assert_eq!(
+            settings.deadline(start, start + Duration::from_secs(10)),
+            start + Duration::from_secs(110)
+        );
+        assert_eq!(
+            settings.deadline(start, start + Duration::from_secs(950)),
+            start + Duration::from_secs(1000)
+        );
+    }
+
+    #[test]
+    fn removal_cookie_matches_the_session_cookie() {
+        let settings = SessionSettings {
+            cookie_secure: true,
+            ..SessionSettings::default()
+        };
+        let text = removal_cookie(&settings).to_string();
+        assert!(text.starts_with("signoff_session=;"), "{text}");
+        assert!(text.contains("Path=/"), "{text}");
+        assert!(text.contains("Max-Age=0"), "{text}");
+        assert!(text.contains("Secure"), "{text}");
+    }
+}

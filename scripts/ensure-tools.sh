@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs what `make run` / `make test` need, only when it is missing or at the wrong version.
+# Idempotent and quick when everything is present: each step checks a version before installing.
+# Usage: scripts/ensure-tools.sh [build|browser|all]   (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+what="${1:-all}"
+CARGO_LEPTOS_VERSION=0.3.10
+# Must equal the wasm-bindgen crate version pinned with `=` in Cargo.toml (checked below).
+WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' Cargo.toml)
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+need_apt=()
+apt_missing() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$1"); }
+
+if [ -z "$WASM_BINDGEN_VERSION" ]; then
+  echo "scripts/ensure-tools.sh: wasm-bindgen is not pinned with '=' in Cargo.toml" >&2
+  exit 1
+fi
+
+# --- Rust side: wasm target, cargo-leptos, matching wasm-bindgen CLI -----------------------------
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  log "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
+  log "installing cargo-leptos $CARGO_LEPTOS_VERSION (about 13 minutes on 2 cores)"
+  # no_downloads: use the wasm-bindgen and wasm-opt already installed instead of fetching binaries.
+  cargo install "cargo-leptos@$CARGO_LEPTOS_VERSION" --locked --features no_downloads
+fi
+
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
+  log "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+  # Not --locked: one dependency in its lock file is no longer on the registry.
+  cargo install "wasm-bindgen-cli@$WASM_BINDGEN_VERSION" --force
+fi
+
+# --- Debian packages -----------------------------------------------------------------------------
+apt_missing binaryen          # wasm-opt, used by cargo-leptos for release builds
+if [ "$what" != build ]; then
+  apt_missing chromium        # Playwright drives Debian's Chromium; never a downloaded browser
+  apt_missing brotli          # wasm size report
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing Debian packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# --- npm packages for Playwright -----------------------------------------------------------------
+if [ "$what" != build ]; then
+  if [ ! -d end2end/node_modules/@playwright/test ] \
+     || ! (cd end2end && npm ls --depth=0 >/dev/null 2>&1); then
+    log "installing end2end npm packages"
+    # PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: the Debian Chromium is used; nothing is downloaded.
+    (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+  fi
+fi
+log "tools ready"

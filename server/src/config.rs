@@ -1,0 +1,191 @@
+//! Settings, read once from the environment at start-up. A bad value stops start-up with a message
+//! that names the variable.
+
+use std::{net::SocketAddr, str::FromStr, time::Duration};
+
+use app::{
+    db::{PoolSettings, DEFAULT_DATABASE_URL},
+    session::SessionSettings,
+};
+use leptos::config::{Env, LeptosOptions};
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub database_url: String,
+    pub pool: PoolSettings,
+    pub sessions: SessionSettings,
+    pub leptos_options: LeptosOptions,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{variable}={value:?} is invalid: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+/// The longest timeout accepted, so that a typo (extra zeros) is caught rather than obeyed.
+const MAX_TIMEOUT_SECS: u64 = 366 * 24 * 60 * 60;
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can supply variables without touching the
+    /// process environment. An empty value counts as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let vars = Vars { get: &get };
+
+        let defaults = SessionSettings::default();
+        let sessions = SessionSettings {
+            idle_timeout: vars.seconds("SESSION_IDLE_TIMEOUT", defaults.idle_timeout)?,
+            absolute_timeout: vars.seconds("SESSION_ABSOLUTE_TIMEOUT", defaults.absolute_timeout)?,
+            cookie_secure: vars.boolean("COOKIE_SECURE", defaults.cookie_secure)?,
+        };
+
+        let pool_defaults = PoolSettings::default();
+        let max_connections: u32 =
+            vars.parsed("DATABASE_MAX_CONNECTIONS", pool_defaults.max_connections)?;
+        if max_connections == 0 {
+            return Err(vars.invalid("DATABASE_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        let pool = PoolSettings {
+            max_connections,
+            acquire_timeout: vars
+                .seconds("DATABASE_ACQUIRE_TIMEOUT", pool_defaults.acquire_timeout)?,
+        };
+
+        let env = match get("LEPTOS_ENV").as_deref().map(str::to_ascii_lowercase) {
+            None => Env::DEV,
+            Some(value) if value == "dev" || value == "development" => Env::DEV,
+            Some(value) if value == "prod" || value == "production" => Env::PROD,
+            Some(_) => return Err(vars.invalid("LEPTOS_ENV", "expected DEV or PROD")),
+        };
+        let leptos_options = LeptosOptions::builder()
+            .output_name(get("LEPTOS_OUTPUT_NAME").unwrap_or_else(|| "signoff".into()))
+            .site_root(get("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into()))
+            .site_pkg_dir(get("LEPTOS_SITE_PKG_DIR").unwrap_or_else(|| "pkg".into()))
+            .site_addr(vars.parsed("LEPTOS_SITE_ADDR", SocketAddr::from(([127, 0, 0, 1], 3000)))?)
+            .reload_port(vars.parsed("LEPTOS_RELOAD_PORT", 3001u32)?)
+            .env(env)
+            .build();
+
+        Ok(Settings {
+            database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+            pool,
+            sessions,
+            leptos_options,
+        })
+    }
+}
+
+struct Vars<'a> {
+    get: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Vars<'_> {
+    fn invalid(&self, variable: &'static str, reason: impl Into<String>) -> ConfigError {
+        ConfigError {
+            variable,
+            value: (self.get)(variable).unwrap_or_default(),
+            reason: reason.into(),
+        }
+    }
+
+    fn parsed<T: FromStr>(&self, variable: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match (self.get)(variable) {
+            None => Ok(default),
+            Some(value) => value
+                .trim()
+                .parse()
+                .map_err(|error: T::Err| self.invalid(variable, error.to_string())),
+        }
+    }
+
+    fn seconds(&self, variable: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+        let secs: u64 = self.parsed(variable, default.as_secs())?;
+        if secs == 0 || secs > MAX_TIMEOUT_SECS {
+            return Err(self.invalid(
+                variable,
+                format!("expected whole seconds from 1 to {MAX_TIMEOUT_SECS}"),
+            ));
+        }
+        Ok(Duration::from_secs(secs))
+    }
+
+    fn boolean(&self, variable: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match (self.get)(variable).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => Ok(true),
+            Some(v) if matches!(v.as_str(), "false" | "0" | "no" | "off") => Ok(false),
+            Some(_) => Err(self.invalid(variable, "expected true or false")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.database_url, "sqlite://data/signoff.db");
+        assert_eq!(s.sessions.idle_timeout, Duration::from_secs(1800));
+        assert_eq!(s.sessions.absolute_timeout, Duration::from_secs(43200));
+        assert!(!s.sessions.cookie_secure);
+        assert_eq!(s.leptos_options.site_addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(&*s.leptos_options.site_root, "target/site");
+    }
+
+    #[test]
+    fn values_are_read() {
+        let s = settings(&[
+            ("SESSION_IDLE_TIMEOUT", "60"),
+            ("SESSION_ABSOLUTE_TIMEOUT", "600"),
+            ("COOKIE_SECURE", "true"),
+            ("LEPTOS_SITE_ADDR", "0.0.0.0:8080"),
+            ("DATABASE_URL", "sqlite://x.db"),
+        ])
+        .unwrap();
+        assert_eq!(s.sessions.idle_timeout, Duration::from_secs(60));
+        assert_eq!(s.sessions.absolute_timeout, Duration::from_secs(600));
+        assert!(s.sessions.cookie_secure);
+        assert_eq!(s.leptos_options.site_addr.port(), 8080);
+        assert_eq!(s.database_url, "sqlite://x.db");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (name, value) in [
+            ("SESSION_IDLE_TIMEOUT", "soon"),
+            ("SESSION_IDLE_TIMEOUT", "0"),
+            ("SESSION_ABSOLUTE_TIMEOUT", "-5"),
+            ("SESSION_ABSOLUTE_TIMEOUT", "99999999999"),
+            ("COOKIE_SECURE", "maybe"),
+            ("LEPTOS_SITE_ADDR", "localhost"),
+            ("DATABASE_MAX_CONNECTIONS", "0"),
+            ("LEPTOS_ENV", "staging"),
+        ] {
+            let error = settings(&[(name, value)]).unwrap_err();
+            assert_eq!(error.variable, name);
+            assert!(error.to_string().starts_with(name), "{error}");
+        }
+    }
+}

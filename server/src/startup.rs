@@ -1,0 +1,172 @@
+//! Builds the application: database, session and auth layers, routes. `router` is apart from
+//! serving so tests can drive it; `Application` binds a port (0 in tests) and serves.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use app::{
+    auth::ssr::{password::Hasher, Backend},
+    db::{Database, DatabaseSetupError},
+    error::AppError,
+    session::{self, Store},
+    shell,
+    state::AppState,
+    App,
+};
+use axum::{
+    extract::State,
+    http::{header, HeaderValue, StatusCode},
+    middleware,
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+use axum_login::AuthManager;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio::net::TcpListener;
+use tower::{layer::layer_fn, ServiceBuilder};
+use tower_http::{services::ServeDir, set_header::SetResponseHeaderLayer, trace::TraceLayer};
+
+use crate::config::Settings;
+
+/// axum-login's key for its data inside the session (its own default, spelled out).
+const AUTH_DATA_KEY: &str = "axum-login.data";
+/// How often expired session rows are swept from the store.
+const SWEEP_PERIOD: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Database(#[from] DatabaseSetupError),
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("could not prepare password hashing: {0}")]
+    Hasher(AppError),
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects and migrates the database, binds the listener and builds the router.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let db = Database::connect(&settings.database_url, settings.pool).await?;
+        db.migrate().await?;
+
+        let addr = settings.leptos_options.site_addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        // With port 0 (tests) the OS picks one; Leptos must know the real address.
+        let mut leptos_options = settings.leptos_options;
+        if let Ok(bound) = listener.local_addr() {
+            leptos_options.site_addr = bound;
+        }
+
+        let state = AppState {
+            leptos_options,
+            db,
+            sessions: settings.sessions,
+        };
+        let router = router(state.clone()).await?;
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.state.leptos_options.site_addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tokio::spawn(session::sweep_expired(
+            Store::new(&self.state.db),
+            SWEEP_PERIOD,
+        ));
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// The whole HTTP surface. Layers, outermost first:
+/// trace → store-failure-to-503 → `Cache-Control: no-store` → cookies and session → sliding
+/// expiry → axum-login → pages and `/api` server functions. Static files and `/healthz` sit
+/// outside the session layers: they neither read nor extend a session.
+pub async fn router(state: AppState) -> Result<Router, StartupError> {
+    let hasher = Hasher::new().await.map_err(StartupError::Hasher)?;
+    let backend = Backend::new(state.db.clone(), hasher);
+    let session_layer = session::layer(Store::new(&state.db), state.sessions);
+
+    let session_stack = ServiceBuilder::new()
+        .layer(middleware::map_response(store_failure_is_unavailable))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(session_layer)
+        .layer(middleware::from_fn_with_state(
+            state.sessions,
+            session::refresh_expiry,
+        ))
+        .layer(layer_fn(move |inner| {
+            AuthManager::new(inner, backend.clone(), AUTH_DATA_KEY)
+        }));
+
+    let options = state.leptos_options.clone();
+    let pkg_dir = format!("{}/{}", options.site_root, options.site_pkg_dir);
+    let routes = generate_route_list(App);
+
+    Ok(Router::new()
+        .leptos_routes(&state, routes, {
+            let options = options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(session_stack)
+        .route("/healthz", get(healthz))
+        .nest_service(&format!("/{}", options.site_pkg_dir), ServeDir::new(pkg_dir))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state))
+}
+
+/// `GET /healthz`: 200 when the database answers within two seconds, 503 otherwise.
+async fn healthz(State(state): State<AppState>) -> Response {
+    let ok = matches!(
+        tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await,
+        Ok(Ok(()))
+    );
+    let (status, body) = if ok {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+    };
+    (status, [(header::CACHE_CONTROL, "no-store")], body).into_response()
+}
+
+/// tower-sessions and axum-login answer a failed store read or write with an empty 500. That is
+/// the database being unavailable, not a bug: say so, in the same JSON shape as every other error.
+async fn store_failure_is_unavailable(response: Response) -> Response {
+    if response.status() == StatusCode::INTERNAL_SERVER_ERROR
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        let error = AppError::unavailable();
+        return (error.code.status(), Json(error)).into_response();
+    }
+    response
+}
