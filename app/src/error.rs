@@ -57,10 +57,7 @@ impl AppError {
     /// One message for every credential failure, so that a response never tells whether the
     /// username exists.
     pub fn invalid_credentials() -> Self {
-        Self::new(
-            ErrorCode::InvalidCredentials,
-            "Wrong username or password.",
-        )
+        Self::new(ErrorCode::InvalidCredentials, "Wrong username or password.")
     }
 
     pub fn username_taken() -> Self {

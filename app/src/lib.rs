@@ -36,6 +36,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 
 #[component]
 pub fn App() -> impl IntoView {
+    // Effects run only in the browser, after hydration: this marks the moment the page became
+    // interactive (end-to-end tests wait for it before clicking).
+    Effect::new(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
     view! {
         <main class="page">
             <header class="masthead">

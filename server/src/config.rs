@@ -42,7 +42,8 @@ impl Settings {
         let defaults = SessionSettings::default();
         let sessions = SessionSettings {
             idle_timeout: vars.seconds("SESSION_IDLE_TIMEOUT", defaults.idle_timeout)?,
-            absolute_timeout: vars.seconds("SESSION_ABSOLUTE_TIMEOUT", defaults.absolute_timeout)?,
+            absolute_timeout: vars
+                .seconds("SESSION_ABSOLUTE_TIMEOUT", defaults.absolute_timeout)?,
             cookie_secure: vars.boolean("COOKIE_SECURE", defaults.cookie_secure)?,
         };
 

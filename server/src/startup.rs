@@ -140,7 +140,10 @@ pub async fn router(state: AppState) -> Result<Router, StartupError> {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(session_stack)
         .route("/healthz", get(healthz))
-        .nest_service(&format!("/{}", options.site_pkg_dir), ServeDir::new(pkg_dir))
+        .nest_service(
+            &format!("/{}", options.site_pkg_dir),
+            ServeDir::new(pkg_dir),
+        )
         .layer(TraceLayer::new_for_http())
         .with_state(state))
 }

@@ -3,7 +3,9 @@
 
 use leptos::{either::EitherOf3, ev::SubmitEvent, prelude::*};
 
-use super::{current_user, login, logout, register, validate, User};
+use leptos::server_fn::ServerFn;
+
+use super::{current_user, login, logout, register, validate, Login, Logout, Register, User};
 use crate::error::AppError;
 
 type UserResult = Result<Option<User>, AppError>;
@@ -88,17 +90,25 @@ fn SignedIn(user: User) -> impl IntoView {
         <section class="card" aria-labelledby="account-heading">
             <h2 id="account-heading">"Your account"</h2>
             <p class="who">"Signed in as " <strong>{user.username}</strong></p>
-            <button
-                type="button"
-                class="btn"
-                disabled=pending
-                aria-busy=move || pending.get().to_string()
-                on:click=move |_| {
+            // A real form, so sign-out also works before the wasm has loaded; once hydrated,
+            // submission is intercepted and nothing navigates.
+            <form
+                method="post"
+                action={<Logout as ServerFn>::PATH}
+                on:submit=move |event: SubmitEvent| {
+                    event.prevent_default();
                     sign_out.dispatch(());
                 }
             >
-                {move || if pending.get() { "Signing out…" } else { "Sign out" }}
-            </button>
+                <button
+                    type="submit"
+                    class="btn"
+                    disabled=pending
+                    aria-busy=move || pending.get().to_string()
+                >
+                    {move || if pending.get() { "Signing out…" } else { "Sign out" }}
+                </button>
+            </form>
             {move || {
                 error()
                     .map(|error| {
@@ -142,6 +152,7 @@ fn SignedOut() -> impl IntoView {
         <div class="forms">
             <CredentialsForm
                 id="sign-in"
+                endpoint={<Login as ServerFn>::PATH}
                 heading="Sign in"
                 submit="Sign in"
                 pending_label="Signing in…"
@@ -150,6 +161,7 @@ fn SignedOut() -> impl IntoView {
             />
             <CredentialsForm
                 id="create-account"
+                endpoint={<Register as ServerFn>::PATH}
                 heading="Create account"
                 submit="Create account"
                 pending_label="Creating account…"
@@ -164,6 +176,8 @@ fn SignedOut() -> impl IntoView {
 #[component]
 fn CredentialsForm(
     id: &'static str,
+    /// Where the form posts if submitted before hydration (progressive enhancement).
+    endpoint: &'static str,
     heading: &'static str,
     submit: &'static str,
     pending_label: &'static str,
@@ -183,7 +197,14 @@ fn CredentialsForm(
     let hint_id = format!("{id}-password-hint");
 
     view! {
-        <form class="card" aria-labelledby=format!("{id}-heading") on:submit=on_submit novalidate>
+        <form
+            class="card"
+            method="post"
+            action=endpoint
+            aria-labelledby=format!("{id}-heading")
+            on:submit=on_submit
+            novalidate
+        >
             <h2 id=format!("{id}-heading")>{heading}</h2>
             <label for=format!("{id}-username")>"Username"</label>
             <input

@@ -14,7 +14,7 @@ pub const PASSWORD_MAX_CHARS: usize = 128;
 pub fn username(raw: &str) -> Result<String, AppError> {
     let name = raw.trim();
     let count = name.chars().count();
-    if count < USERNAME_MIN_CHARS || count > USERNAME_MAX_CHARS {
+    if !(USERNAME_MIN_CHARS..=USERNAME_MAX_CHARS).contains(&count) {
         return Err(AppError::invalid_input(format!(
             "Username must be {USERNAME_MIN_CHARS} to {USERNAME_MAX_CHARS} characters long."
         )));

@@ -9,7 +9,10 @@ async fn healthz_follows_the_database() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.text().await.unwrap(), "ok");
     app.db.close().await;
-    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        app.get("/healthz", None).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
 }
 
 #[tokio::test]
@@ -19,8 +22,12 @@ async fn database_down_is_503_json_not_500() {
     app.db.close().await;
     for response in [
         app.get("/api/me", Some(&cookie)).await,
-        app.post("/api/login", &[("username", "alice"), ("password", PASSWORD)], None)
-            .await,
+        app.post(
+            "/api/login",
+            &[("username", "alice"), ("password", PASSWORD)],
+            None,
+        )
+        .await,
     ] {
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         let (code, message) = error_body(response).await;

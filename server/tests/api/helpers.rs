@@ -116,7 +116,11 @@ impl TestApp {
     /// Registers `name` and returns its session cookie value.
     pub async fn register(&self, name: &str) -> String {
         let response = self
-            .post("/api/register", &[("username", name), ("password", PASSWORD)], None)
+            .post(
+                "/api/register",
+                &[("username", name), ("password", PASSWORD)],
+                None,
+            )
             .await;
         assert_eq!(response.status(), StatusCode::OK, "register {name}");
         session_cookie(&response).expect("register sets a session cookie")
@@ -127,7 +131,9 @@ impl TestApp {
         let response = self.get("/api/me", cookie).await;
         assert_eq!(response.status(), StatusCode::OK);
         let body: Value = response.json().await.expect("json");
-        body.get("username").and_then(Value::as_str).map(str::to_owned)
+        body.get("username")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
     }
 
     /// How many rows the session store holds for this cookie value.

@@ -8,7 +8,11 @@ async fn login_made_in_a_server_function_is_persisted() {
     let app = spawn_app().await;
     app.register("alice").await;
     let response = app
-        .post("/api/login", &[("username", "alice"), ("password", PASSWORD)], None)
+        .post(
+            "/api/login",
+            &[("username", "alice"), ("password", PASSWORD)],
+            None,
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(cache_control(&response).as_deref(), Some("no-store"));
@@ -22,7 +26,11 @@ async fn login_rotates_the_session_id_and_kills_the_old_one() {
     let app = spawn_app().await;
     let before = app.register("alice").await;
     let response = app
-        .post("/api/login", &[("username", "alice"), ("password", PASSWORD)], Some(&before))
+        .post(
+            "/api/login",
+            &[("username", "alice"), ("password", PASSWORD)],
+            Some(&before),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     let after = session_cookie(&response).expect("new cookie");
@@ -39,7 +47,11 @@ async fn signing_in_as_someone_else_over_a_live_session_rotates_too() {
     let alice = app.register("alice").await;
     app.register("bob").await;
     let response = app
-        .post("/api/login", &[("username", "bob"), ("password", PASSWORD)], Some(&alice))
+        .post(
+            "/api/login",
+            &[("username", "bob"), ("password", PASSWORD)],
+            Some(&alice),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     let bob = session_cookie(&response).expect("new cookie");
@@ -60,7 +72,11 @@ async fn every_bad_credential_gets_the_same_401() {
         ("alice", &"x".repeat(500)),
     ] {
         let response = app
-            .post("/api/login", &[("username", username), ("password", password)], None)
+            .post(
+                "/api/login",
+                &[("username", username), ("password", password)],
+                None,
+            )
             .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{username}");
         assert!(session_cookie(&response).is_none(), "no session on failure");
@@ -75,7 +91,11 @@ async fn username_matching_ignores_case_and_surrounding_space() {
     let app = spawn_app().await;
     app.register("Alice").await;
     let response = app
-        .post("/api/login", &[("username", "  aLICE "), ("password", PASSWORD)], None)
+        .post(
+            "/api/login",
+            &[("username", "  aLICE "), ("password", PASSWORD)],
+            None,
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
 }

@@ -15,7 +15,10 @@ async fn logout_destroys_the_row_clears_the_cookie_and_the_old_cookie_is_dead() 
     assert!(removal.starts_with(&format!("{COOKIE}=;")), "{removal}");
     let attrs = attributes(&removal);
     assert!(attrs.contains(&"max-age=0".into()), "{removal}");
-    assert!(attrs.contains(&"path=/".into()), "same Path as the session cookie: {removal}");
+    assert!(
+        attrs.contains(&"path=/".into()),
+        "same Path as the session cookie: {removal}"
+    );
 
     assert_eq!(app.session_rows(&cookie).await, 0, "store row deleted");
     assert_eq!(app.db.session_row_count().await.unwrap(), 0);
@@ -38,8 +41,15 @@ async fn logout_is_idempotent_and_safe_without_a_session() {
         ("unknown id", Some("AAAAAAAAAAAAAAAAAAAAAA")),
     ] {
         let response = app.post("/api/logout", &[], cookie).await;
-        assert!(response.status().is_success(), "{what}: {}", response.status());
-        assert!(session_cookie(&response).is_none(), "{what}: no live cookie");
+        assert!(
+            response.status().is_success(),
+            "{what}: {}",
+            response.status()
+        );
+        assert!(
+            session_cookie(&response).is_none(),
+            "{what}: no live cookie"
+        );
     }
 }
 
@@ -57,8 +67,12 @@ async fn logout_ends_only_the_current_session() {
     let app = spawn_app().await;
     let laptop = app.register("alice").await;
     let phone = session_cookie(
-        &app.post("/api/login", &[("username", "alice"), ("password", PASSWORD)], None)
-            .await,
+        &app.post(
+            "/api/login",
+            &[("username", "alice"), ("password", PASSWORD)],
+            None,
+        )
+        .await,
     )
     .unwrap();
     app.post("/api/logout", &[], Some(&laptop)).await;

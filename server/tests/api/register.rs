@@ -7,7 +7,11 @@ use crate::helpers::*;
 async fn register_creates_the_user_and_signs_in() {
     let app = spawn_app().await;
     let response = app
-        .post("/api/register", &[("username", "alice"), ("password", PASSWORD)], None)
+        .post(
+            "/api/register",
+            &[("username", "alice"), ("password", PASSWORD)],
+            None,
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(cache_control(&response).as_deref(), Some("no-store"));
@@ -16,13 +20,23 @@ async fn register_creates_the_user_and_signs_in() {
     assert!(attrs.contains(&"httponly".into()), "{set_cookie}");
     assert!(attrs.contains(&"samesite=lax".into()), "{set_cookie}");
     assert!(attrs.contains(&"path=/".into()), "{set_cookie}");
-    assert!(!attrs.iter().any(|a| a.starts_with("domain")), "{set_cookie}");
-    assert!(!attrs.contains(&"secure".into()), "COOKIE_SECURE defaults to false");
+    assert!(
+        !attrs.iter().any(|a| a.starts_with("domain")),
+        "{set_cookie}"
+    );
+    assert!(
+        !attrs.contains(&"secure".into()),
+        "COOKIE_SECURE defaults to false"
+    );
     let cookie = session_cookie(&response).expect("cookie value");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["username"], "alice");
     assert!(body["id"].as_i64().is_some());
-    assert_eq!(body.as_object().unwrap().len(), 2, "only id and username: {body}");
+    assert_eq!(
+        body.as_object().unwrap().len(),
+        2,
+        "only id and username: {body}"
+    );
 
     assert_eq!(app.me(Some(&cookie)).await.as_deref(), Some("alice"));
     assert_eq!(app.session_rows(&cookie).await, 1);
@@ -33,17 +47,28 @@ async fn cookie_is_secure_when_configured() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app_on(dir.path().join("s.db"), &[("COOKIE_SECURE", "true")]).await;
     let response = app
-        .post("/api/register", &[("username", "alice"), ("password", PASSWORD)], None)
+        .post(
+            "/api/register",
+            &[("username", "alice"), ("password", PASSWORD)],
+            None,
+        )
         .await;
     let set_cookie = session_set_cookie(&response).unwrap();
-    assert!(attributes(&set_cookie).contains(&"secure".into()), "{set_cookie}");
+    assert!(
+        attributes(&set_cookie).contains(&"secure".into()),
+        "{set_cookie}"
+    );
 }
 
 #[tokio::test]
 async fn usernames_are_trimmed_and_unique_regardless_of_case() {
     let app = spawn_app().await;
     let response = app
-        .post("/api/register", &[("username", "  Bob "), ("password", PASSWORD)], None)
+        .post(
+            "/api/register",
+            &[("username", "  Bob "), ("password", PASSWORD)],
+            None,
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
@@ -51,7 +76,11 @@ async fn usernames_are_trimmed_and_unique_regardless_of_case() {
 
     for taken in ["bob", " BOB ", "Bob"] {
         let response = app
-            .post("/api/register", &[("username", taken), ("password", PASSWORD)], None)
+            .post(
+                "/api/register",
+                &[("username", taken), ("password", PASSWORD)],
+                None,
+            )
             .await;
         assert_eq!(response.status(), StatusCode::CONFLICT, "{taken:?}");
         assert!(session_cookie(&response).is_none());
@@ -65,11 +94,26 @@ async fn invalid_input_is_400_with_a_json_message_and_changes_nothing() {
     let app = spawn_app().await;
     let long = "x".repeat(129);
     let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
-        ("short password", vec![("username", "alice"), ("password", "fourteen chars")]),
-        ("long password", vec![("username", "alice"), ("password", &long)]),
-        ("short username", vec![("username", "al"), ("password", PASSWORD)]),
-        ("blank username", vec![("username", "   "), ("password", PASSWORD)]),
-        ("odd username", vec![("username", "al<script>"), ("password", PASSWORD)]),
+        (
+            "short password",
+            vec![("username", "alice"), ("password", "fourteen chars")],
+        ),
+        (
+            "long password",
+            vec![("username", "alice"), ("password", &long)],
+        ),
+        (
+            "short username",
+            vec![("username", "al"), ("password", PASSWORD)],
+        ),
+        (
+            "blank username",
+            vec![("username", "   "), ("password", PASSWORD)],
+        ),
+        (
+            "odd username",
+            vec![("username", "al<script>"), ("password", PASSWORD)],
+        ),
         ("missing password", vec![("username", "alice")]),
         ("empty body", vec![]),
     ];
@@ -83,7 +127,11 @@ async fn invalid_input_is_400_with_a_json_message_and_changes_nothing() {
     }
     // Nothing was created: the name is still free.
     let response = app
-        .post("/api/register", &[("username", "alice"), ("password", PASSWORD)], None)
+        .post(
+            "/api/register",
+            &[("username", "alice"), ("password", PASSWORD)],
+            None,
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
 }
@@ -93,7 +141,14 @@ async fn password_length_counts_unicode_characters() {
     let app = spawn_app().await;
     // 16 characters but 44 bytes: accepted. Any characters, spaces included.
     let response = app
-        .post("/api/register", &[("username", "carol"), ("password", "日本語 のパスワードです、はい!")], None)
+        .post(
+            "/api/register",
+            &[
+                ("username", "carol"),
+                ("password", "日本語 のパスワードです、はい!"),
+            ],
+            None,
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();

@@ -110,9 +110,9 @@ impl Backend {
         validate::new_password(password)?;
         let key = validate::username_key(&username);
         let password_hash = self.hasher.hash(password.to_owned()).await?;
-        let inserted = match &self.db {
-            Database::Sqlite(pool) => {
-                sqlx::query_scalar::<_, i64>(
+        let inserted =
+            match &self.db {
+                Database::Sqlite(pool) => sqlx::query_scalar::<_, i64>(
                     "INSERT INTO users (username, username_key, password_hash) VALUES (?, ?, ?) \
                      RETURNING id",
                 )
@@ -120,9 +120,8 @@ impl Backend {
                 .bind(&key)
                 .bind(&password_hash)
                 .fetch_one(pool)
-                .await
-            }
-        };
+                .await,
+            };
         match inserted {
             Ok(id) => Ok(UserRecord {
                 id,

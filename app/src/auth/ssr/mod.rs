@@ -17,10 +17,12 @@ pub type AuthSession = axum_login::AuthSession<Backend>;
 /// `Session` inside shares its state with the session layer, so a login made here is saved when
 /// the response leaves the layer (the axum-login#144 pitfall does not apply; a test proves it).
 pub async fn auth_session() -> Result<AuthSession, AppError> {
-    leptos_axum::extract::<AuthSession>().await.map_err(|error| {
-        tracing::error!(%error, "auth layer missing from this route");
-        AppError::internal()
-    })
+    leptos_axum::extract::<AuthSession>()
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "auth layer missing from this route");
+            AppError::internal()
+        })
 }
 
 /// The session settings the server was started with.

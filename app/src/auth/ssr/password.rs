@@ -74,7 +74,11 @@ impl Hasher {
     pub async fn verify(&self, password: String, phc: String) -> Result<bool, AppError> {
         self.run(move || {
             Ok(PasswordHash::new(&phc)
-                .map(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+                .map(|parsed| {
+                    argon2()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok()
+                })
                 .unwrap_or_else(|error| {
                     tracing::error!(%error, "stored password hash is malformed");
                     false
@@ -115,8 +119,17 @@ mod tests {
         let hasher = Hasher::new().await.unwrap();
         let phc = hasher.hash("correct horse battery".into()).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert!(hasher.verify("correct horse battery".into(), phc.clone()).await.unwrap());
-        assert!(!hasher.verify("correct horse batterz".into(), phc).await.unwrap());
-        assert!(!hasher.verify("x".into(), "not a hash".into()).await.unwrap());
+        assert!(hasher
+            .verify("correct horse battery".into(), phc.clone())
+            .await
+            .unwrap());
+        assert!(!hasher
+            .verify("correct horse batterz".into(), phc)
+            .await
+            .unwrap());
+        assert!(!hasher
+            .verify("x".into(), "not a hash".into())
+            .await
+            .unwrap());
     }
 }

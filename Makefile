@@ -1,0 +1,49 @@
+# Signoff: two commands for a fresh machine.
+#   make run    installs what is missing, builds, serves the app on the embedded SQLite
+#   make test   installs what is missing, runs every test (lint, Rust, Playwright)
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+E2E_DIR := $(CURDIR)/target/e2e
+
+.PHONY: run run-release test tools tools-build lint unit e2e wasm-size clean
+
+## Serve the app at http://127.0.0.1:3000 (debug build; data in ./data/signoff.db).
+run: tools-build
+	cargo leptos serve
+
+## The same, built in release mode.
+run-release: tools-build
+	cargo leptos serve --release
+
+## Every test: formatting, clippy, unit + integration tests, then Playwright in Chromium.
+test: tools lint unit e2e
+
+tools:
+	scripts/ensure-tools.sh all
+
+tools-build:
+	scripts/ensure-tools.sh build
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+
+unit:
+	cargo test --workspace
+
+## Playwright against a server on a fresh SQLite file (cargo-leptos builds, serves and runs it).
+e2e:
+	rm -rf "$(E2E_DIR)" && mkdir -p "$(E2E_DIR)"
+	DATABASE_URL="sqlite://$(E2E_DIR)/signoff.db" RUST_LOG=warn cargo leptos end-to-end
+
+## Release build of the hydrate bundle and its size, raw, gzip and brotli.
+wasm-size: tools-build
+	cargo leptos build --release
+	scripts/bundle-size.sh target/site/pkg
+
+clean:
+	cargo clean
+	rm -rf data end2end/node_modules end2end/test-results
