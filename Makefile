@@ -32,7 +32,7 @@ lint:
 	cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 unit:
-	cargo test --workspace
+	cargo test -p app -p server
 
 ## Playwright against a server on a fresh SQLite file (cargo-leptos builds, serves and runs it).
 e2e:

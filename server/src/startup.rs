@@ -10,7 +10,6 @@ use app::{
     session::{self, Store},
     shell,
     state::AppState,
-    App,
 };
 use axum::{
     extract::State,
@@ -21,7 +20,8 @@ use axum::{
     Json, Router,
 };
 use axum_login::AuthManager;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{AxumRouteListing, LeptosRoutes};
+use leptos_router::{Method, SsrMode};
 use tokio::net::TcpListener;
 use tower::{layer::layer_fn, ServiceBuilder};
 use tower_http::{services::ServeDir, set_header::SetResponseHeaderLayer, trace::TraceLayer};
@@ -130,7 +130,15 @@ pub async fn router(state: AppState) -> Result<Router, StartupError> {
 
     let options = state.leptos_options.clone();
     let pkg_dir = format!("{}/{}", options.site_root, options.site_pkg_dir);
-    let routes = generate_route_list(App);
+    // One page, rendered in `Async` mode: the server waits for the user resource and sends the
+    // finished HTML, so the first paint already shows the right state (even with JS off), instead
+    // of a "Loading…" placeholder swapped by a streamed script.
+    let routes = vec![AxumRouteListing::new(
+        "/".to_owned(),
+        SsrMode::Async,
+        [Method::Get],
+        vec![],
+    )];
 
     Ok(Router::new()
         .leptos_routes(&state, routes, {

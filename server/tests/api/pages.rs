@@ -29,3 +29,18 @@ async fn signed_in_page_is_rendered_on_the_server() {
     assert!(html.contains(">Sign out</button>"));
     assert!(!html.contains(">Create account</button>"));
 }
+
+#[tokio::test]
+async fn the_user_is_in_place_in_the_html_not_streamed_in_later() {
+    // With out-of-order streaming the signed-in view would arrive in a <template> swapped in by a
+    // script, after a "Loading…" placeholder: a flash of the wrong state, and nothing without JS.
+    let app = spawn_app().await;
+    let cookie = app.register("alice").await;
+    let html = app.get("/", Some(&cookie)).await.text().await.unwrap();
+    assert!(!html.contains("Loading…"), "{html}");
+    assert!(!html.contains("<template"), "{html}");
+    let main = html.find("<main").expect("main element");
+    let signed_in = html.find("Signed in as").expect("signed in text");
+    let main_end = html.find("</main>").expect("main end");
+    assert!(main < signed_in && signed_in < main_end, "{html}");
+}
