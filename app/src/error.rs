@@ -74,6 +74,13 @@ impl AppError {
         )
     }
 
+    pub fn network() -> Self {
+        Self::new(
+            ErrorCode::Network,
+            "Could not reach the server. Check your connection and try again.",
+        )
+    }
+
     pub fn internal() -> Self {
         Self::new(
             ErrorCode::Internal,
@@ -109,11 +116,15 @@ impl FromServerFnError for AppError {
             ServerFnErrorErr::MissingArg(field) => {
                 Self::invalid_input(format!("Malformed request: missing field `{field}`"))
             }
-            // Raised in the browser: the request never got an answer, or not one we understand.
-            ServerFnErrorErr::Request(_) | ServerFnErrorErr::Deserialization(_) => Self::new(
-                ErrorCode::Network,
-                "Could not reach the server. Check your connection and try again.",
-            ),
+            // On the server, a body that cannot be decoded (invalid UTF-8, say) is bad input.
+            #[cfg(feature = "ssr")]
+            ServerFnErrorErr::Deserialization(detail) => {
+                Self::invalid_input(format!("Malformed request: {detail}"))
+            }
+            // In the browser: the request never got an answer, or not one we understand.
+            #[cfg(not(feature = "ssr"))]
+            ServerFnErrorErr::Deserialization(_) => Self::network(),
+            ServerFnErrorErr::Request(_) => Self::network(),
             other => {
                 #[cfg(feature = "ssr")]
                 tracing::error!(error = %other, "server function failed outside its body");

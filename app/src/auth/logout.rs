@@ -27,7 +27,10 @@ pub async fn logout() -> Result<(), AppError> {
 ///    session, `DELETE`s its row and forgets its id, so nothing later in this request can save it
 ///    again (and the store never re-creates a deleted row; see `session::Store`).
 /// 3. **Clear the cookie**: a removal `Set-Cookie` with the same name and `Path`, `Max-Age=0`.
-///    It shares the jar of the session layer, so the response carries exactly one.
+///    The session layer, seeing the session emptied, queues the same removal in the same cookie
+///    jar (keyed by name), so the response carries exactly one; doing it here as well keeps the
+///    sequence whole if that layer's behaviour changes. Nothing is sent when the request carried
+///    no cookie: there is nothing to clear.
 ///
 /// If step 2 fails the error is returned before step 3: the session still exists on the server,
 /// and the client must hear that sign-out failed rather than see its cookie vanish.

@@ -91,3 +91,20 @@ async fn logout_that_cannot_reach_the_database_reports_failure() {
     let (code, _) = error_body(response).await;
     assert_eq!(code, "unavailable");
 }
+
+#[tokio::test]
+async fn logout_removal_cookie_also_works_with_secure_cookies() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_on(dir.path().join("s.db"), &[("COOKIE_SECURE", "true")]).await;
+    let cookie = app.register("alice").await;
+    let response = app.post("/api/logout", &[], Some(&cookie)).await;
+    assert!(response.status().is_success());
+    let removal = session_set_cookie(&response).expect("removal cookie");
+    let attrs = attributes(&removal);
+    assert!(removal.starts_with(&format!("{COOKIE}=;")), "{removal}");
+    assert!(
+        attrs.contains(&"max-age=0".into()) && attrs.contains(&"path=/".into()),
+        "{removal}"
+    );
+    assert_eq!(app.session_rows(&cookie).await, 0);
+}

@@ -154,3 +154,45 @@ async fn password_length_counts_unicode_characters() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body, json!({"id": body["id"], "username": "carol"}));
 }
+
+#[tokio::test]
+async fn malformed_bodies_are_400_never_500() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    let form = "application/x-www-form-urlencoded";
+    let cases: Vec<(&str, &str, Vec<u8>)> = vec![
+        (
+            "invalid UTF-8",
+            form,
+            b"username=\xff\xfe&password=x".to_vec(),
+        ),
+        ("bad escape", form, b"username=%ZZ&password=%".to_vec()),
+        (
+            "duplicated field",
+            form,
+            b"username=a&username=b&password=x".to_vec(),
+        ),
+        (
+            "JSON instead of a form",
+            "application/json",
+            br#"{"username":1}"#.to_vec(),
+        ),
+        (
+            "binary noise",
+            "application/octet-stream",
+            vec![0, 159, 146, 150, 255],
+        ),
+    ];
+    for (what, content_type, body) in cases {
+        let response = client
+            .post(app.url("/api/register"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{what}");
+        let (code, _) = error_body(response).await;
+        assert_eq!(code, "invalid_input", "{what}");
+    }
+}
