@@ -22,6 +22,16 @@ pub enum ErrorCode {
     InvalidCredentials,
     /// The username is already registered (409).
     UsernameTaken,
+    /// The current password given to confirm a change is wrong (400).
+    WrongPassword,
+    /// A cross-site request to a state-changing endpoint (403).
+    CrossSite,
+    /// No such thing among the user's own (404).
+    NotFound,
+    /// The request body is over the limit (413).
+    TooLarge,
+    /// Too many failed sign-ins; `retry_after` says when to try again (429).
+    TooManyAttempts,
     /// The database did not answer; nothing was changed (503).
     Unavailable,
     /// A bug or an unexpected failure; details are in the server log only (500).
@@ -36,6 +46,9 @@ pub enum ErrorCode {
 pub struct AppError {
     pub code: ErrorCode,
     pub message: String,
+    /// Seconds until a throttled client may try again (also sent as `Retry-After`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 impl AppError {
@@ -43,6 +56,42 @@ impl AppError {
         Self {
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn wrong_password() -> Self {
+        Self::new(
+            ErrorCode::WrongPassword,
+            "Your current password is not correct.",
+        )
+    }
+
+    pub fn cross_site() -> Self {
+        Self::new(
+            ErrorCode::CrossSite,
+            "Cross-site requests may not change anything here.",
+        )
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ErrorCode::NotFound, format!("No such {what}."))
+    }
+
+    pub fn too_large(limit_bytes: usize) -> Self {
+        Self::new(
+            ErrorCode::TooLarge,
+            format!("The request is larger than {limit_bytes} bytes."),
+        )
+    }
+
+    pub fn too_many_attempts(retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs.max(1)),
+            ..Self::new(
+                ErrorCode::TooManyAttempts,
+                "Too many failed sign-in attempts. Wait a few minutes and try again.",
+            )
         }
     }
 
@@ -98,9 +147,38 @@ impl ErrorCode {
             ErrorCode::InvalidInput => StatusCode::BAD_REQUEST,
             ErrorCode::NotSignedIn | ErrorCode::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ErrorCode::UsernameTaken => StatusCode::CONFLICT,
+            ErrorCode::WrongPassword => StatusCode::BAD_REQUEST,
+            ErrorCode::CrossSite => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal | ErrorCode::Network => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl AppError {
+    fn retry_after_header(&self) -> Option<http::HeaderValue> {
+        self.retry_after.map(http::HeaderValue::from)
+    }
+}
+
+/// For errors raised outside server functions (middleware): the same status, headers and body.
+#[cfg(feature = "ssr")]
+impl axum::response::IntoResponse for AppError {
+    fn into_response(self) -> axum::response::Response {
+        let mut response = (self.code.status(), axum::Json(&self)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-store"),
+        );
+        if let Some(retry_after) = self.retry_after_header() {
+            headers.insert(http::header::RETRY_AFTER, retry_after);
+        }
+        response
     }
 }
 
@@ -142,6 +220,9 @@ impl FromServerFnError for AppError {
         #[cfg(feature = "ssr")]
         if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
             response.set_status(self.code.status());
+            if let Some(retry_after) = self.retry_after_header() {
+                response.insert_header(http::header::RETRY_AFTER, retry_after);
+            }
         }
         JsonEncoding::encode(self).unwrap_or_else(|_| {
             Bytes::from_static(br#"{"code":"internal","message":"Internal error"}"#)

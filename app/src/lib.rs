@@ -16,6 +16,8 @@ use leptos::prelude::*;
 /// The HTML document around [`App`], rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let stylesheet = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
+    #[cfg(feature = "ssr")]
+    set_page_csp(&options);
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -31,6 +33,34 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App />
             </body>
         </html>
+    }
+}
+
+/// The page's Content-Security-Policy. Leptos gives each page render a fresh nonce and puts it on
+/// its inline hydration scripts; only scripts with it (and our own files) may run.
+#[cfg(feature = "ssr")]
+fn set_page_csp(options: &LeptosOptions) {
+    use leptos::nonce::use_nonce;
+    let (Some(response), Some(nonce)) =
+        (use_context::<leptos_axum::ResponseOptions>(), use_nonce())
+    else {
+        return;
+    };
+    // `cargo leptos watch` reloads the page over a websocket on the reload port.
+    let live_reload = match options.env {
+        leptos::config::Env::DEV => format!(
+            " ws://127.0.0.1:{port} ws://localhost:{port}",
+            port = options.reload_port
+        ),
+        leptos::config::Env::PROD => String::new(),
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self'; img-src 'self' data:; connect-src 'self'{live_reload}; \
+         frame-ancestors 'none'; object-src 'none'; base-uri 'none'; form-action 'self'"
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&policy) {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
     }
 }
 

@@ -16,10 +16,15 @@ use crate::db::Database;
 
 /// The cookie's name. Deliberately not a framework default (OWASP: avoid fingerprinting).
 pub const COOKIE_NAME: &str = "signoff_session";
+/// axum-login's key for its data inside the session (its own default, spelled out).
+pub const AUTH_DATA_KEY: &str = "axum-login.data";
 /// When the session was established (Unix seconds): the start of the absolute timeout.
 const STARTED_AT: &str = "signoff.started_at";
-/// When the expiry was last pushed forward (Unix seconds).
+/// When the expiry was last pushed forward (Unix seconds); shown as "last seen".
 const REFRESHED_AT: &str = "signoff.refreshed_at";
+/// The browser that signed in, shown on the Security page (truncated).
+const USER_AGENT: &str = "signoff.user_agent";
+const USER_AGENT_MAX_CHARS: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionSettings {
@@ -56,16 +61,51 @@ impl SessionSettings {
     }
 }
 
-/// The session store: tower-sessions-sqlx-store's, except that `save` never creates a row.
+/// The session store. Rows are read, deleted and swept by tower-sessions-sqlx-store's
+/// `SqliteStore`; Signoff writes them itself, for two reasons:
 ///
-/// The stock `save` is an upsert. A request that was in flight while another request destroyed
-/// the session (logout, revocation, expiry) would then write the row back on its way out and
-/// resurrect a session the user had ended. Here `save` only updates a row that still exists;
-/// rows are created only by `create`, which tower-sessions calls for new and re-keyed sessions.
+/// * **No resurrection.** The stock `save` is an upsert. A request that was in flight while
+///   another request destroyed the session (logout, revocation, expiry) would write the row back
+///   on its way out and revive a session the user had ended. Here `save` only updates a row that
+///   still exists; rows are created only by `create`, which tower-sessions calls for new and
+///   re-keyed sessions.
+/// * **Sessions a user can see.** Each row also carries its owner, a public handle, and the
+///   times and user agent shown on the Security page, copied from the session's data so that
+///   listing or revoking a user's sessions is one indexed query.
 #[derive(Clone, Debug)]
 pub struct Store {
     sqlite: SqliteStore,
     db: Database,
+}
+
+/// The columns Signoff keeps beside each session's data.
+struct RowMeta {
+    user_id: Option<i64>,
+    handle: String,
+    created_at: Option<i64>,
+    last_seen_at: Option<i64>,
+    user_agent: Option<String>,
+}
+
+impl RowMeta {
+    fn of(record: &Record) -> Self {
+        let int = |key: &str| record.data.get(key).and_then(serde_json::Value::as_i64);
+        Self {
+            user_id: record
+                .data
+                .get(AUTH_DATA_KEY)
+                .and_then(|auth| auth.get("user_id"))
+                .and_then(serde_json::Value::as_i64),
+            handle: handle(&record.id),
+            created_at: int(STARTED_AT),
+            last_seen_at: int(REFRESHED_AT),
+            user_agent: record
+                .data
+                .get(USER_AGENT)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned),
+        }
+    }
 }
 
 impl Store {
@@ -83,6 +123,96 @@ impl Store {
         use tower_sessions::ExpiredDeletion;
         self.sqlite.delete_expired().await
     }
+
+    /// The live sessions of a user, newest first.
+    pub async fn list_for_user(&self, user_id: i64) -> Result<Vec<SessionRow>, sqlx::Error> {
+        match &self.db {
+            Database::Sqlite(pool) => {
+                sqlx::query_as(
+                    "SELECT handle, created_at, last_seen_at, user_agent FROM tower_sessions \
+                     WHERE user_id = ? AND expiry_date > ? AND handle IS NOT NULL \
+                     ORDER BY created_at DESC",
+                )
+                .bind(user_id)
+                .bind(OffsetDateTime::now_utc())
+                .fetch_all(pool)
+                .await
+            }
+        }
+    }
+
+    /// Deletes one session of a user by its public handle. Returns whether there was one.
+    pub async fn delete_by_handle(&self, user_id: i64, handle: &str) -> Result<bool, sqlx::Error> {
+        let deleted = match &self.db {
+            Database::Sqlite(pool) => {
+                sqlx::query("DELETE FROM tower_sessions WHERE user_id = ? AND handle = ?")
+                    .bind(user_id)
+                    .bind(handle)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+        };
+        Ok(deleted > 0)
+    }
+
+    /// Deletes every session of a user, except the one with handle `keep` if given. Returns how
+    /// many were deleted.
+    pub async fn delete_for_user(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> Result<u64, sqlx::Error> {
+        match &self.db {
+            Database::Sqlite(pool) => Ok(sqlx::query(
+                "DELETE FROM tower_sessions WHERE user_id = ? AND (? IS NULL OR handle IS NOT ?)",
+            )
+            .bind(user_id)
+            .bind(keep)
+            .bind(keep)
+            .execute(pool)
+            .await?
+            .rows_affected()),
+        }
+    }
+
+    async fn try_insert(&self, record: &Record) -> Result<bool, session_store::Error> {
+        let data = rmp_serde::to_vec(record).map_err(store_error)?;
+        let meta = RowMeta::of(record);
+        let inserted = match &self.db {
+            Database::Sqlite(pool) => {
+                sqlx::query(
+                    "INSERT INTO tower_sessions \
+                     (id, data, expiry_date, user_id, handle, created_at, last_seen_at, user_agent) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(record.id.to_string())
+                .bind(data)
+                .bind(record.expiry_date)
+                .bind(meta.user_id)
+                .bind(meta.handle)
+                .bind(meta.created_at)
+                .bind(meta.last_seen_at)
+                .bind(meta.user_agent)
+                .execute(pool)
+                .await
+            }
+        };
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Ok(false),
+            Err(error) => Err(store_error(error)),
+        }
+    }
+}
+
+/// A session as listed to its owner.
+#[derive(Debug, sqlx::FromRow)]
+pub struct SessionRow {
+    pub handle: String,
+    pub created_at: Option<i64>,
+    pub last_seen_at: Option<i64>,
+    pub user_agent: Option<String>,
 }
 
 fn store_error(error: impl std::fmt::Display) -> session_store::Error {
@@ -92,22 +222,32 @@ fn store_error(error: impl std::fmt::Display) -> session_store::Error {
 #[async_trait]
 impl SessionStore for Store {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        self.sqlite.create(record).await
+        // 128 random bits collide about never, but the contract asks stores to handle it.
+        while !self.try_insert(record).await? {
+            record.id = Id::default();
+        }
+        Ok(())
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data = rmp_serde::to_vec(record).map_err(store_error)?;
+        let meta = RowMeta::of(record);
         let updated = match &self.db {
-            Database::Sqlite(pool) => {
-                sqlx::query("UPDATE tower_sessions SET data = ?, expiry_date = ? WHERE id = ?")
-                    .bind(data)
-                    .bind(record.expiry_date)
-                    .bind(record.id.to_string())
-                    .execute(pool)
-                    .await
-                    .map_err(store_error)?
-                    .rows_affected()
-            }
+            Database::Sqlite(pool) => sqlx::query(
+                "UPDATE tower_sessions SET data = ?, expiry_date = ?, user_id = ?, \
+                 created_at = ?, last_seen_at = ?, user_agent = ? WHERE id = ?",
+            )
+            .bind(data)
+            .bind(record.expiry_date)
+            .bind(meta.user_id)
+            .bind(meta.created_at)
+            .bind(meta.last_seen_at)
+            .bind(meta.user_agent)
+            .bind(record.id.to_string())
+            .execute(pool)
+            .await
+            .map_err(store_error)?
+            .rows_affected(),
         };
         if updated == 0 {
             tracing::debug!(
@@ -159,8 +299,13 @@ pub fn removal_cookie(settings: &SessionSettings) -> Cookie<'static> {
 pub async fn mark_started(
     session: &Session,
     settings: &SessionSettings,
+    user_agent: Option<&str>,
 ) -> Result<(), tower_sessions::session::Error> {
     let now = OffsetDateTime::now_utc();
+    if let Some(agent) = user_agent {
+        let agent: String = agent.chars().take(USER_AGENT_MAX_CHARS).collect();
+        session.insert(USER_AGENT, agent).await?;
+    }
     session.insert(STARTED_AT, now.unix_timestamp()).await?;
     session.insert(REFRESHED_AT, now.unix_timestamp()).await?;
     session.set_expiry(Some(Expiry::AtDateTime(settings.deadline(now, now))));
@@ -211,9 +356,15 @@ async fn refresh(
 /// A short, one-way tag of a session id for logs and the audit trail: lets an operator correlate
 /// events of one session without the log ever holding a usable session id.
 pub fn tag(id: &Id) -> String {
+    handle(id)[..16].to_owned()
+}
+
+/// The public name of a session: a SHA-256 of its id, hex. Shown to the user and used to revoke
+/// a session; knowing it does not let anyone present the session.
+pub fn handle(id: &Id) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(id.to_string().as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Deletes expired session rows every `period`, for as long as the process runs. A failed sweep

@@ -3,13 +3,17 @@
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 
-use crate::{db::Database, session::SessionSettings};
+use crate::{auth::ssr::throttle::ThrottleSettings, db::Database, session::SessionSettings};
 
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub db: Database,
     pub sessions: SessionSettings,
+    pub throttle: ThrottleSettings,
+    /// The site's public origin (`SITE_ORIGIN`, e.g. `https://app.example.com`). When unset, a
+    /// request's `Origin` must match its own `Host`.
+    pub site_origin: Option<String>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

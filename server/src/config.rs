@@ -4,6 +4,7 @@
 use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use app::{
+    auth::ssr::throttle::ThrottleSettings,
     db::{PoolSettings, DEFAULT_DATABASE_URL},
     session::SessionSettings,
 };
@@ -14,6 +15,11 @@ pub struct Settings {
     pub database_url: String,
     pub pool: PoolSettings,
     pub sessions: SessionSettings,
+    /// How often expired session rows are deleted (`SESSION_SWEEP_INTERVAL` seconds, 60).
+    pub sweep_interval: Duration,
+    pub throttle: ThrottleSettings,
+    /// `SITE_ORIGIN`: the public origin, when a proxy changes the `Host` header.
+    pub site_origin: Option<String>,
     pub leptos_options: LeptosOptions,
 }
 
@@ -47,6 +53,26 @@ impl Settings {
             cookie_secure: vars.boolean("COOKIE_SECURE", defaults.cookie_secure)?,
         };
 
+        let throttle_defaults = ThrottleSettings::default();
+        let max_failures: u32 =
+            vars.parsed("LOGIN_MAX_FAILURES", throttle_defaults.max_failures)?;
+        if max_failures == 0 {
+            return Err(vars.invalid("LOGIN_MAX_FAILURES", "must be at least 1"));
+        }
+        let throttle = ThrottleSettings {
+            max_failures,
+            window: vars.seconds("LOGIN_THROTTLE_WINDOW", throttle_defaults.window)?,
+        };
+        let site_origin = match get("SITE_ORIGIN") {
+            None => None,
+            Some(origin) if origin.starts_with("https://") || origin.starts_with("http://") => {
+                Some(origin.trim_end_matches('/').to_owned())
+            }
+            Some(_) => {
+                return Err(vars.invalid("SITE_ORIGIN", "expected http(s)://host[:port]"));
+            }
+        };
+
         let pool_defaults = PoolSettings::default();
         let max_connections: u32 =
             vars.parsed("DATABASE_MAX_CONNECTIONS", pool_defaults.max_connections)?;
@@ -78,6 +104,9 @@ impl Settings {
             database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             pool,
             sessions,
+            sweep_interval: vars.seconds("SESSION_SWEEP_INTERVAL", Duration::from_secs(60))?,
+            throttle,
+            site_origin,
             leptos_options,
         })
     }
@@ -183,6 +212,10 @@ mod tests {
             ("LEPTOS_SITE_ADDR", "localhost"),
             ("DATABASE_MAX_CONNECTIONS", "0"),
             ("LEPTOS_ENV", "staging"),
+            ("LOGIN_MAX_FAILURES", "0"),
+            ("LOGIN_THROTTLE_WINDOW", "x"),
+            ("SITE_ORIGIN", "example.com"),
+            ("SESSION_SWEEP_INTERVAL", "0"),
         ] {
             let error = settings(&[(name, value)]).unwrap_err();
             assert_eq!(error.variable, name);

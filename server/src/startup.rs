@@ -17,7 +17,7 @@ use axum::{
     middleware,
     response::{IntoResponse, Response},
     routing::get,
-    Json, Router,
+    Router,
 };
 use axum_login::AuthManager;
 use leptos_axum::{AxumRouteListing, LeptosRoutes};
@@ -26,12 +26,7 @@ use tokio::net::TcpListener;
 use tower::{layer::layer_fn, ServiceBuilder};
 use tower_http::{services::ServeDir, set_header::SetResponseHeaderLayer, trace::TraceLayer};
 
-use crate::config::Settings;
-
-/// axum-login's key for its data inside the session (its own default, spelled out).
-const AUTH_DATA_KEY: &str = "axum-login.data";
-/// How often expired session rows are swept from the store.
-const SWEEP_PERIOD: Duration = Duration::from_secs(60);
+use crate::{config::Settings, hardening};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -50,6 +45,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    sweep_interval: Duration,
 }
 
 impl Application {
@@ -72,12 +68,15 @@ impl Application {
             leptos_options,
             db,
             sessions: settings.sessions,
+            throttle: settings.throttle,
+            site_origin: settings.site_origin,
         };
         let router = router(state.clone()).await?;
         Ok(Self {
             listener,
             router,
             state,
+            sweep_interval: settings.sweep_interval,
         })
     }
 
@@ -94,20 +93,28 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tokio::spawn(session::sweep_expired(
+        let sweeper = tokio::spawn(session::sweep_expired(
             Store::new(&self.state.db),
-            SWEEP_PERIOD,
+            self.sweep_interval,
         ));
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        // Connect info gives server functions the client address (audit trail, throttling).
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        sweeper.abort();
+        served
     }
 }
 
 /// The whole HTTP surface. Layers, outermost first:
-/// trace → store-failure-to-503 → `Cache-Control: no-store` → cookies and session → sliding
-/// expiry → axum-login → pages and `/api` server functions. Static files and `/healthz` sit
-/// outside the session layers: they neither read nor extend a session.
+/// trace → security headers → cross-site refusal and `/api` body cap → store-failure-to-503 →
+/// `Cache-Control: no-store` → cookies and session → sliding expiry → axum-login → pages and
+/// `/api` server functions. Static files and `/healthz` sit outside the session layers: they
+/// neither read nor extend a session.
 pub async fn router(state: AppState) -> Result<Router, StartupError> {
     let hasher = Hasher::new().await.map_err(StartupError::Hasher)?;
     let backend = Backend::new(state.db.clone(), hasher);
@@ -125,7 +132,7 @@ pub async fn router(state: AppState) -> Result<Router, StartupError> {
             session::refresh_expiry,
         ))
         .layer(layer_fn(move |inner| {
-            AuthManager::new(inner, backend.clone(), AUTH_DATA_KEY)
+            AuthManager::new(inner, backend.clone(), session::AUTH_DATA_KEY)
         }));
 
     let options = state.leptos_options.clone();
@@ -152,6 +159,14 @@ pub async fn router(state: AppState) -> Result<Router, StartupError> {
             &format!("/{}", options.site_pkg_dir),
             ServeDir::new(pkg_dir),
         )
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            hardening::guard_api,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            hardening::security_headers,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state))
 }
@@ -176,8 +191,7 @@ async fn store_failure_is_unavailable(response: Response) -> Response {
     if response.status() == StatusCode::INTERNAL_SERVER_ERROR
         && !response.headers().contains_key(header::CONTENT_TYPE)
     {
-        let error = AppError::unavailable();
-        return (error.code.status(), Json(error)).into_response();
+        return AppError::unavailable().into_response();
     }
     response
 }

@@ -8,37 +8,61 @@ use crate::error::AppError;
 /// `POST /api/register`: creates an account and signs it in.
 #[server(prefix = "/api", endpoint = "register")]
 pub async fn register(username: String, password: String) -> Result<User, AppError> {
+    use super::ssr::{audit, request_meta};
+
     let mut auth = super::ssr::auth_session().await?;
     let user = auth.backend.register(&username, &password).await?;
-    tracing::info!(user_id = user.id, "account created");
+    let state = super::ssr::app_state()?;
+    audit::record(
+        &state.db,
+        audit::Event::AccountCreated,
+        Some(user.id),
+        None,
+        request_meta().ip,
+    )
+    .await;
     start_session(&mut auth, &user).await?;
     Ok(User::from(&user))
 }
 
-/// `POST /api/login`: signs in. Every credential failure gets the same 401 and message.
+/// `POST /api/login`: signs in. Every credential failure gets the same 401 and message; too many
+/// failures for the account or the client address get 429 before any password is hashed.
 #[server(prefix = "/api", endpoint = "login")]
 pub async fn login(username: String, password: String) -> Result<User, AppError> {
-    use super::ssr::Credentials;
+    use super::ssr::{audit, request_meta, throttle, Credentials};
+
+    let state = super::ssr::app_state()?;
+    let meta = request_meta();
+    let buckets = throttle::buckets(&username, meta.ip);
+    throttle::check(&state.db, &state.throttle, &buckets).await?;
 
     let mut auth = super::ssr::auth_session().await?;
-    let Some(user) = auth
-        .authenticate(Credentials { username, password })
-        .await?
-    else {
-        tracing::info!("sign-in failed: bad credentials");
+    let attempt = auth
+        .authenticate(Credentials {
+            username: username.clone(),
+            password,
+        })
+        .await?;
+    let Some(user) = attempt else {
+        throttle::record_failure(&state.db, &state.throttle, &buckets).await?;
+        let target = auth.backend.user_id_by_name(&username).await?;
+        audit::record(&state.db, audit::Event::LoginFailed, target, None, meta.ip).await;
         return Err(AppError::invalid_credentials());
     };
     start_session(&mut auth, &user).await?;
     Ok(User::from(&user))
 }
 
-/// Signs `user` in on a session with a new id.
+/// Signs `user` in on a session with a new id, and records it.
 #[cfg(feature = "ssr")]
 async fn start_session(
     auth: &mut super::ssr::AuthSession,
     user: &super::ssr::UserRecord,
 ) -> Result<(), AppError> {
-    let settings = super::ssr::session_settings()?;
+    use super::ssr::{audit, request_meta};
+
+    let state = super::ssr::app_state()?;
+    let meta = request_meta();
     // A new id at every sign-in defeats session fixation. axum-login re-keys only a session that is
     // not yet authenticated, so signing in as B over A's session would keep A's id: when the
     // request came with a session, re-key it here. (A new visitor's session is re-keyed by
@@ -47,7 +71,17 @@ async fn start_session(
         auth.session.cycle_id().await?;
     }
     auth.login(user).await?;
-    crate::session::mark_started(&auth.session, &settings).await?;
-    tracing::info!(user_id = user.id, "signed in");
+    crate::session::mark_started(&auth.session, &state.sessions, meta.user_agent.as_deref())
+        .await?;
+    // The new id is only assigned when the session is saved, after this function; the audit
+    // trail links later events of this session by its tag from then on.
+    audit::record(
+        &state.db,
+        audit::Event::LoginSucceeded,
+        Some(user.id),
+        None,
+        meta.ip,
+    )
+    .await;
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! Accounts and sign-in state: the `User` the browser sees, the server functions, and the UI.
 
+mod account;
 mod login;
 mod logout;
+pub mod security_ui;
 pub mod ui;
 pub mod validate;
 
@@ -11,10 +13,13 @@ pub mod ssr;
 use leptos::{prelude::*, server_fn::codec::GetUrl};
 use serde::{Deserialize, Serialize};
 
+pub use account::{
+    change_password, list_sessions, recent_activity, ChangePassword, ListSessions, RecentActivity,
+};
 pub use login::{login, register, Login, Register};
 #[cfg(feature = "ssr")]
 pub use logout::end_session;
-pub use logout::{logout, Logout};
+pub use logout::{logout, logout_all, revoke_session, Logout, LogoutAll, RevokeSession};
 
 use crate::error::AppError;
 
@@ -24,6 +29,33 @@ use crate::error::AppError;
 pub struct User {
     pub id: i64,
     pub username: String,
+}
+
+/// One of the user's sessions, as `GET /api/sessions` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// A public handle (a hash of the session id): enough to revoke it, never enough to use it.
+    pub id: String,
+    /// Whether this is the session of the request that asked.
+    pub current: bool,
+    /// RFC 3339, UTC.
+    pub created_at: Option<String>,
+    /// RFC 3339, UTC; accurate to the session's refresh interval (at most a minute).
+    pub last_seen_at: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// One security event of the user's, as "Recent activity" shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityEntry {
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// `login_succeeded`, `login_failed`, `logout`, `session_revoked`, `logout_everywhere`,
+    /// `password_changed` or `account_created`.
+    pub event: String,
+    /// Hash tag of the session concerned (not its id).
+    pub session: Option<String>,
+    pub ip: Option<String>,
 }
 
 /// `GET /api/me`: the signed-in user, or `null`.

@@ -28,12 +28,12 @@ impl AuthState {
         }
     }
 
-    fn signed_in(&self, user: User) {
+    pub(crate) fn signed_in(&self, user: User) {
         self.notice.set(None);
         self.user.set(Some(Ok(Some(user))));
     }
 
-    fn signed_out(&self, notice: &str) {
+    pub(crate) fn signed_out(&self, notice: &str) {
         self.notice.set(Some(notice.to_owned()));
         self.user.set(Some(Ok(None)));
     }
@@ -121,6 +121,7 @@ fn SignedIn(user: User) -> impl IntoView {
                     })
             }}
         </section>
+        <super::security_ui::SecurityPanel />
     }
 }
 

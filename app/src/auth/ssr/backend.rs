@@ -2,7 +2,7 @@
 
 use axum_login::{AuthUser, AuthnBackend, UserId};
 
-use super::password::Hasher;
+use super::{common_passwords, password::Hasher};
 use crate::{
     auth::{validate, User},
     db::Database,
@@ -107,7 +107,7 @@ impl Backend {
     /// Creates an account. The name is validated and trimmed; uniqueness is case-insensitive.
     pub async fn register(&self, username: &str, password: &str) -> Result<UserRecord, AppError> {
         let username = validate::username(username)?;
-        validate::new_password(password)?;
+        check_new_password(password)?;
         let key = validate::username_key(&username);
         let password_hash = self.hasher.hash(password.to_owned()).await?;
         let inserted =
@@ -135,6 +135,55 @@ impl Backend {
         }
     }
 
+    /// Whether `password` is the user's current password (argon2 on the blocking pool).
+    pub async fn verify_password(
+        &self,
+        user: &UserRecord,
+        password: &str,
+    ) -> Result<bool, AppError> {
+        if password.chars().count() > validate::PASSWORD_MAX_CHARS {
+            return Ok(false);
+        }
+        self.hasher
+            .verify(password.to_owned(), user.password_hash.clone())
+            .await
+    }
+
+    /// Replaces a user's password and returns the updated record (with its new hash, which is
+    /// also the new session auth hash: sessions made with the old one stop validating).
+    pub async fn set_password(
+        &self,
+        user: &UserRecord,
+        password: &str,
+    ) -> Result<UserRecord, AppError> {
+        check_new_password(password)?;
+        let password_hash = self.hasher.hash(password.to_owned()).await?;
+        match &self.db {
+            Database::Sqlite(pool) => {
+                sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+                    .bind(&password_hash)
+                    .bind(user.id)
+                    .execute(pool)
+                    .await
+                    .map_err(BackendError::from)?;
+            }
+        }
+        Ok(UserRecord {
+            password_hash,
+            ..user.clone()
+        })
+    }
+
+    /// The id of the account a typed username names, if any (for the audit trail).
+    pub async fn user_id_by_name(&self, username: &str) -> Result<Option<i64>, AppError> {
+        let key = validate::username_key(username);
+        Ok(self
+            .find_by_key(&key)
+            .await
+            .map_err(BackendError::from)?
+            .map(|user| user.id))
+    }
+
     async fn find_by_key(&self, key: &str) -> Result<Option<UserRecord>, sqlx::Error> {
         match &self.db {
             Database::Sqlite(pool) => {
@@ -158,6 +207,17 @@ impl Backend {
             }
         }
     }
+}
+
+/// Length rules (shared with the browser) plus the blocklist (server only: it is 240 KB).
+fn check_new_password(password: &str) -> Result<(), AppError> {
+    validate::new_password(password)?;
+    if common_passwords::is_common(password) {
+        return Err(AppError::invalid_input(
+            "This password is too common or too easy to guess. Try a few unrelated words.",
+        ));
+    }
+    Ok(())
 }
 
 impl AuthnBackend for Backend {

@@ -1,9 +1,15 @@
 //! Server-only parts of accounts: the users backend, password hashing, and the glue that gives
 //! server functions their session.
 
+pub mod audit;
 pub mod backend;
+pub mod common_passwords;
 pub mod password;
+pub mod throttle;
 
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ConnectInfo;
 use leptos::prelude::use_context;
 
 pub use backend::{Backend, Credentials, UserRecord};
@@ -25,14 +31,68 @@ pub async fn auth_session() -> Result<AuthSession, AppError> {
         })
 }
 
+/// The application state the server was started with.
+pub fn app_state() -> Result<AppState, AppError> {
+    use_context::<AppState>().ok_or_else(|| {
+        tracing::error!("AppState missing from the server function context");
+        AppError::internal()
+    })
+}
+
 /// The session settings the server was started with.
 pub fn session_settings() -> Result<SessionSettings, AppError> {
-    use_context::<AppState>()
-        .map(|state| state.sessions)
-        .ok_or_else(|| {
-            tracing::error!("AppState missing from the server function context");
-            AppError::internal()
+    app_state().map(|state| state.sessions)
+}
+
+/// The signed-in user of this request, or 401.
+pub fn require_user(auth: &AuthSession) -> Result<UserRecord, AppError> {
+    auth.user.clone().ok_or_else(AppError::not_signed_in)
+}
+
+/// What the audit trail and the session list record about the client.
+#[derive(Clone, Debug, Default)]
+pub struct RequestMeta {
+    /// The TCP peer. Behind a reverse proxy this is the proxy; see README "Deployment".
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+pub fn request_meta() -> RequestMeta {
+    let Some(parts) = use_context::<http::request::Parts>() else {
+        return RequestMeta::default();
+    };
+    RequestMeta {
+        ip: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip()),
+        user_agent: parts
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    }
+}
+
+/// The current session's public handle and log tag, if it has an id.
+pub fn current_handle(auth: &AuthSession) -> Option<String> {
+    auth.session.id().map(|id| crate::session::handle(&id))
+}
+
+/// Unix milliseconds as RFC 3339 UTC ("2026-11-25T03:33:23.123Z").
+pub fn rfc3339_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
         })
+        .unwrap_or_default()
+}
+
+/// Unix seconds as RFC 3339 UTC.
+pub fn rfc3339_s(secs: i64) -> String {
+    rfc3339_ms(secs.saturating_mul(1000))
 }
 
 impl From<axum_login::Error<Backend>> for AppError {

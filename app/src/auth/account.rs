@@ -1,0 +1,101 @@
+//! The Security page's data: the user's sessions, recent activity, and changing the password.
+
+use leptos::{prelude::*, server_fn::codec::GetUrl};
+
+use super::{ActivityEntry, SessionInfo};
+use crate::error::AppError;
+
+/// How many events "Recent activity" shows.
+pub const ACTIVITY_LIMIT: u32 = 20;
+
+/// `GET /api/sessions`: the signed-in user's live sessions, this one marked `current`.
+#[server(prefix = "/api", endpoint = "sessions", input = GetUrl)]
+pub async fn list_sessions() -> Result<Vec<SessionInfo>, AppError> {
+    use super::ssr::{current_handle, require_user, rfc3339_s};
+
+    let auth = super::ssr::auth_session().await?;
+    let user = require_user(&auth)?;
+    let state = super::ssr::app_state()?;
+    let current = current_handle(&auth);
+    let rows = crate::session::Store::new(&state.db)
+        .list_for_user(user.id)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "could not list sessions");
+            AppError::unavailable()
+        })?;
+    Ok(rows
+        .into_iter()
+        .map(|row| SessionInfo {
+            current: current.as_deref() == Some(row.handle.as_str()),
+            id: row.handle,
+            created_at: row.created_at.map(rfc3339_s),
+            last_seen_at: row.last_seen_at.map(rfc3339_s),
+            user_agent: row.user_agent,
+        })
+        .collect())
+}
+
+/// `GET /api/activity`: the user's most recent security events, newest first.
+#[server(prefix = "/api", endpoint = "activity", input = GetUrl)]
+pub async fn recent_activity() -> Result<Vec<ActivityEntry>, AppError> {
+    let auth = super::ssr::auth_session().await?;
+    let user = super::ssr::require_user(&auth)?;
+    let state = super::ssr::app_state()?;
+    super::ssr::audit::recent(&state.db, user.id, ACTIVITY_LIMIT).await
+}
+
+/// `POST /api/change_password` (`current_password`, `new_password`). A wrong current password is
+/// a 400 and changes nothing (and counts as a failed sign-in for throttling). On success every
+/// other session of the user ends and this one continues under a new id.
+#[server(prefix = "/api", endpoint = "change_password")]
+pub async fn change_password(
+    current_password: String,
+    new_password: String,
+) -> Result<(), AppError> {
+    use super::ssr::{audit, current_handle, request_meta, require_user, throttle};
+
+    let mut auth = super::ssr::auth_session().await?;
+    let user = require_user(&auth)?;
+    let state = super::ssr::app_state()?;
+    let meta = request_meta();
+    let buckets = throttle::buckets(&user.username, meta.ip);
+    throttle::check(&state.db, &state.throttle, &buckets).await?;
+    if !auth
+        .backend
+        .verify_password(&user, &current_password)
+        .await?
+    {
+        throttle::record_failure(&state.db, &state.throttle, &buckets).await?;
+        return Err(AppError::wrong_password());
+    }
+
+    let updated = auth.backend.set_password(&user, &new_password).await?;
+    // Other sessions: their rows go now (their auth hash no longer matches either, so even a
+    // request already past the store could not use them).
+    let keep = current_handle(&auth);
+    let ended = crate::session::Store::new(&state.db)
+        .delete_for_user(user.id, keep.as_deref())
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "could not end other sessions");
+            AppError::unavailable()
+        })?;
+    // This session: a new id for the changed privilege, and the new auth hash.
+    auth.session.cycle_id().await?;
+    auth.login(&updated).await?;
+    tracing::info!(
+        user_id = user.id,
+        other_sessions_ended = ended,
+        "password changed"
+    );
+    audit::record(
+        &state.db,
+        audit::Event::PasswordChanged,
+        Some(user.id),
+        keep.as_deref().and_then(|h| h.get(..16)),
+        meta.ip,
+    )
+    .await;
+    Ok(())
+}

@@ -1,0 +1,291 @@
+//! The Security section of the signed-in page: the user's sessions (each can be signed out),
+//! "Sign out everywhere", changing the password, and recent activity. Nothing here reloads.
+
+use leptos::{ev::SubmitEvent, prelude::*};
+
+use super::{
+    change_password, list_sessions, logout_all, recent_activity, revoke_session, ui::AuthState,
+    validate, ActivityEntry, SessionInfo,
+};
+use crate::error::{AppError, ErrorCode};
+
+#[component]
+pub fn SecurityPanel() -> impl IntoView {
+    let auth = expect_context::<AuthState>();
+    let sessions = Resource::new(|| (), |_| list_sessions());
+    let activity = Resource::new(|| (), |_| recent_activity());
+    let refresh = move || {
+        sessions.refetch();
+        activity.refetch();
+    };
+
+    // If this session was ended elsewhere (revoked, signed out everywhere, password changed),
+    // the next call says 401: show the signed-out page rather than a stale one.
+    Effect::new(move |_| {
+        let ended = |r: Option<Result<_, AppError>>| {
+            matches!(
+                r,
+                Some(Err(AppError {
+                    code: ErrorCode::NotSignedIn,
+                    ..
+                }))
+            )
+        };
+        if ended(sessions.get().map(|r| r.map(|_| ())))
+            || ended(activity.get().map(|r| r.map(|_| ())))
+        {
+            auth.signed_out("Your session has ended. Please sign in again.");
+        }
+    });
+
+    let revoke = Action::new(move |id: &String| {
+        let id = id.clone();
+        async move {
+            let result = revoke_session(id).await;
+            refresh();
+            result
+        }
+    });
+    let everywhere = Action::new(move |_: &()| async move {
+        let result = logout_all().await;
+        if result.is_ok() {
+            auth.signed_out("You signed out everywhere.");
+        }
+        result
+    });
+    let everywhere_pending = everywhere.pending();
+
+    view! {
+        <section class="card security" aria-labelledby="security-heading">
+            <h2 id="security-heading">"Security"</h2>
+
+            <h3 id="sessions-heading">"Your sessions"</h3>
+            <Transition fallback=|| view! { <p class="loading">"Loading sessions…"</p> }>
+                {move || sessions.get().map(|result| match result {
+                    Ok(list) => view! { <SessionList list revoke /> }.into_any(),
+                    Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
+                })}
+            </Transition>
+            {move || revoke.value().get().and_then(Result::err).map(|error| {
+                view! { <p class="error" role="alert">"Could not sign out that session: " {error.message}</p> }
+            })}
+            <form
+                on:submit=move |event: SubmitEvent| {
+                    event.prevent_default();
+                    everywhere.dispatch(());
+                }
+            >
+                <button type="submit" class="btn" disabled=everywhere_pending>
+                    {move || if everywhere_pending.get() { "Signing out everywhere…" } else { "Sign out everywhere" }}
+                </button>
+            </form>
+            {move || everywhere.value().get().and_then(Result::err).map(|error| {
+                view! { <p class="error" role="alert">"Sign-out failed: " {error.message}</p> }
+            })}
+
+            <ChangePasswordForm on_changed=refresh />
+
+            <h3 id="activity-heading">"Recent activity"</h3>
+            <Transition fallback=|| view! { <p class="loading">"Loading activity…"</p> }>
+                {move || activity.get().map(|result| match result {
+                    Ok(entries) => view! { <ActivityList entries /> }.into_any(),
+                    Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn SessionList(
+    list: Vec<SessionInfo>,
+    revoke: Action<String, Result<(), AppError>>,
+) -> impl IntoView {
+    let pending = revoke.pending();
+    view! {
+        <ul class="sessions" aria-labelledby="sessions-heading">
+            {list
+                .into_iter()
+                .map(|session| {
+                    let device = describe_agent(session.user_agent.as_deref());
+                    let label = format!("Sign out {device}, signed in {}", when(session.created_at.as_deref()));
+                    let id = session.id.clone();
+                    view! {
+                        <li class="session" data-session=session.id.clone()>
+                            <span class="device">{device.clone()}</span>
+                            {session.current.then(|| view! { <span class="badge">"This device"</span> })}
+                            <span class="meta">
+                                "Signed in " {when(session.created_at.as_deref())}
+                                " · last seen " {when(session.last_seen_at.as_deref())}
+                            </span>
+                            {(!session.current).then(|| {
+                                let id = id.clone();
+                                view! {
+                                    <button
+                                        type="button"
+                                        class="btn small"
+                                        aria-label=label.clone()
+                                        disabled=pending
+                                        on:click=move |_| {
+                                            revoke.dispatch(id.clone());
+                                        }
+                                    >
+                                        "Sign out"
+                                    </button>
+                                }
+                            })}
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ul>
+    }
+}
+
+#[component]
+fn ChangePasswordForm(on_changed: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoView {
+    let auth = expect_context::<AuthState>();
+    let current = RwSignal::new(String::new());
+    let new = RwSignal::new(String::new());
+    let change = Action::new(move |(current, new): &(String, String)| {
+        let (current, new) = (current.clone(), new.clone());
+        async move {
+            let result = change_password(current, new).await;
+            if result.is_ok() {
+                auth.notice.set(Some(
+                    "Password changed. Your other sessions were signed out.".into(),
+                ));
+                on_changed();
+            }
+            result
+        }
+    });
+    let pending = change.pending();
+    let on_submit = move |event: SubmitEvent| {
+        event.prevent_default();
+        change.dispatch((current.get_untracked(), new.get_untracked()));
+        current.set(String::new());
+        new.set(String::new());
+    };
+    view! {
+        <form class="stack" aria-labelledby="change-password-heading" on:submit=on_submit novalidate>
+            <h3 id="change-password-heading">"Change password"</h3>
+            <label for="current-password">"Current password"</label>
+            <input id="current-password" type="password" autocomplete="current-password" required bind:value=current />
+            <label for="new-password">"New password"</label>
+            <input
+                id="new-password"
+                type="password"
+                autocomplete="new-password"
+                aria-describedby="new-password-hint"
+                required
+                bind:value=new
+            />
+            <p class="hint" id="new-password-hint">
+                {format!("At least {} characters. Your other sessions will be signed out.", validate::PASSWORD_MIN_CHARS)}
+            </p>
+            <button type="submit" class="btn" disabled=pending>
+                {move || if pending.get() { "Changing password…" } else { "Change password" }}
+            </button>
+            {move || change.value().get().and_then(Result::err).map(|error| {
+                view! { <p class="error" role="alert">{error.message}</p> }
+            })}
+        </form>
+    }
+}
+
+#[component]
+fn ActivityList(entries: Vec<ActivityEntry>) -> impl IntoView {
+    if entries.is_empty() {
+        return view! { <p class="hint">"Nothing yet."</p> }.into_any();
+    }
+    view! {
+        <ul class="activity" aria-labelledby="activity-heading">
+            {entries
+                .into_iter()
+                .map(|entry| {
+                    view! {
+                        <li>
+                            <time datetime=entry.at.clone()>{when(Some(&entry.at))}</time>
+                            " " <span class="event">{event_label(&entry.event)}</span>
+                            {entry.ip.map(|ip| view! { <span class="meta">" from " {ip}</span> })}
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ul>
+    }
+    .into_any()
+}
+
+fn event_label(event: &str) -> &'static str {
+    match event {
+        "account_created" => "Account created",
+        "login_succeeded" => "Signed in",
+        "login_failed" => "Failed sign-in attempt",
+        "logout" => "Signed out",
+        "session_revoked" => "A session was signed out",
+        "logout_everywhere" => "Signed out everywhere",
+        "password_changed" => "Password changed",
+        _ => "Other event",
+    }
+}
+
+/// "2026-11-25 03:33 UTC" from an RFC 3339 UTC timestamp; the same on server and browser, so
+/// hydration matches.
+fn when(at: Option<&str>) -> String {
+    match at {
+        Some(at) if at.len() >= 16 => format!("{} UTC", at[..16].replace('T', " ")),
+        _ => "unknown".into(),
+    }
+}
+
+/// A short, human name for a user agent ("Chrome on Linux").
+fn describe_agent(agent: Option<&str>) -> String {
+    let Some(agent) = agent else {
+        return "Unknown device".into();
+    };
+    let browser = [
+        ("Edg/", "Edge"),
+        ("Firefox/", "Firefox"),
+        ("Chrome/", "Chrome"),
+        ("Safari/", "Safari"),
+        ("curl/", "curl"),
+    ]
+    .iter()
+    .find(|(needle, _)| agent.contains(needle))
+    .map(|(_, name)| *name);
+    let os = [
+        ("Android", "Android"),
+        ("iPhone", "iPhone"),
+        ("Windows", "Windows"),
+        ("Mac OS", "macOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(needle, _)| agent.contains(needle))
+    .map(|(_, name)| *name);
+    match (browser, os) {
+        (Some(b), Some(o)) => format!("{b} on {o}"),
+        (Some(b), None) => b.to_owned(),
+        (None, Some(o)) => o.to_owned(),
+        (None, None) => agent.chars().take(40).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agents_and_times_read_well() {
+        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36";
+        assert_eq!(describe_agent(Some(chrome)), "Chrome on Linux");
+        assert_eq!(describe_agent(None), "Unknown device");
+        assert_eq!(
+            when(Some("2026-11-25T03:33:23.123Z")),
+            "2026-11-25 03:33 UTC"
+        );
+        assert_eq!(when(None), "unknown");
+    }
+}

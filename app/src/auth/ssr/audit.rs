@@ -1,0 +1,97 @@
+//! The audit trail: security events with time, user, hashed session id and client address,
+//! stored in `audit_events` and shown to the user as "Recent activity".
+
+use std::net::IpAddr;
+
+use time::OffsetDateTime;
+
+use crate::{auth::ActivityEntry, db::Database, error::AppError};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    AccountCreated,
+    LoginSucceeded,
+    LoginFailed,
+    Logout,
+    SessionRevoked,
+    LogoutEverywhere,
+    PasswordChanged,
+}
+
+impl Event {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::AccountCreated => "account_created",
+            Event::LoginSucceeded => "login_succeeded",
+            Event::LoginFailed => "login_failed",
+            Event::Logout => "logout",
+            Event::SessionRevoked => "session_revoked",
+            Event::LogoutEverywhere => "logout_everywhere",
+            Event::PasswordChanged => "password_changed",
+        }
+    }
+}
+
+/// Records an event. A failure to record is logged, not raised: the action it describes has
+/// already happened, and a user must not be told that a completed sign-out failed.
+pub async fn record(
+    db: &Database,
+    event: Event,
+    user_id: Option<i64>,
+    session_tag: Option<&str>,
+    ip: Option<IpAddr>,
+) {
+    let at = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let Database::Sqlite(pool) = db;
+    let result = sqlx::query(
+        "INSERT INTO audit_events (at, user_id, event, session_tag, ip) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(at)
+    .bind(user_id)
+    .bind(event.as_str())
+    .bind(session_tag)
+    .bind(ip.map(|ip| ip.to_string()))
+    .execute(pool)
+    .await;
+    match result {
+        Ok(_) => tracing::info!(
+            event = event.as_str(),
+            user_id,
+            session = session_tag,
+            "audit"
+        ),
+        Err(error) => {
+            tracing::error!(%error, event = event.as_str(), "could not record audit event")
+        }
+    }
+}
+
+/// The user's most recent events, newest first.
+pub async fn recent(
+    db: &Database,
+    user_id: i64,
+    limit: u32,
+) -> Result<Vec<ActivityEntry>, AppError> {
+    let Database::Sqlite(pool) = db;
+    let rows: Vec<(i64, String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT at, event, session_tag, ip FROM audit_events WHERE user_id = ? \
+         ORDER BY at DESC, id DESC LIMIT ?",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(|error| {
+        tracing::error!(%error, "could not read audit events");
+        AppError::unavailable()
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|(at, event, session, ip)| ActivityEntry {
+            at: crate::auth::ssr::rfc3339_ms(at),
+            event,
+            session,
+            ip,
+        })
+        .collect())
+}
