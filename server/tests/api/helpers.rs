@@ -32,6 +32,15 @@ pub async fn spawn_app() -> TestApp {
     app
 }
 
+/// Starts the server with a new, empty SQLite database and extra environment settings.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("signoff.db");
+    let mut app = spawn_app_on(path, extra).await;
+    app._dir = Some(dir);
+    app
+}
+
 /// Starts the server on the given SQLite file with extra environment settings.
 pub async fn spawn_app_on(db_path: PathBuf, extra: &[(&str, &str)]) -> TestApp {
     let url = format!("sqlite://{}", db_path.display());
@@ -94,11 +103,25 @@ impl TestApp {
 
     /// POSTs a form (the server functions' input encoding), with an optional session cookie.
     pub async fn post(&self, path: &str, form: &[(&str, &str)], cookie: Option<&str>) -> Response {
+        self.post_with(path, form, cookie, &[]).await
+    }
+
+    /// Like [`post`](Self::post), with extra request headers.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        cookie: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Response {
         let mut request = self
             .client
             .post(self.url(path))
             .header(header::ACCEPT, "application/json")
             .form(form);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(cookie) = cookie {
             request = request.header(header::COOKIE, format!("{COOKIE}={cookie}"));
         }
@@ -111,6 +134,26 @@ impl TestApp {
             request = request.header(header::COOKIE, format!("{COOKIE}={cookie}"));
         }
         request.send().await.expect("request sent")
+    }
+
+    /// Signs `name` in (password [`PASSWORD`]) and returns the new session cookie value.
+    pub async fn login(&self, name: &str) -> String {
+        let response = self
+            .post(
+                "/api/login",
+                &[("username", name), ("password", PASSWORD)],
+                None,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "login {name}");
+        session_cookie(&response).expect("login sets a session cookie")
+    }
+
+    /// `GET` a JSON endpoint with a cookie, expecting 200.
+    pub async fn get_json(&self, path: &str, cookie: Option<&str>) -> Value {
+        let response = self.get(path, cookie).await;
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.expect("json")
     }
 
     /// Registers `name` and returns its session cookie value.
@@ -192,9 +235,13 @@ pub fn attributes(set_cookie: &str) -> Vec<String> {
 }
 
 pub fn cache_control(response: &Response) -> Option<String> {
+    header_value(response, "cache-control")
+}
+
+pub fn header_value(response: &Response, name: &str) -> Option<String> {
     response
         .headers()
-        .get(header::CACHE_CONTROL)
+        .get(name)
         .map(|v| v.to_str().expect("ascii").to_owned())
 }
 

@@ -3,9 +3,14 @@
 
 mod helpers;
 
+mod account;
+mod cross_site;
+mod hardening;
 mod health;
+mod lifecycle;
 mod login;
 mod logout;
 mod pages;
 mod register;
 mod restart;
+mod throttle;

@@ -1,0 +1,165 @@
+//! Body limits, malformed cookies, and the security headers on every response.
+
+use reqwest::{header, StatusCode};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn oversized_bodies_are_413_before_anything_is_parsed() {
+    let app = spawn_app().await;
+    let huge = "x".repeat(20 * 1024);
+    let response = app
+        .post(
+            "/api/login",
+            &[("username", "alice"), ("password", &huge)],
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_body(response).await.0, "too_large");
+
+    // Chunked, with no Content-Length to check up front.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..40).map(|_| Ok(vec![b'a'; 1024])).collect();
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let response = reqwest::Client::new()
+        .post(app.url("/api/register"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn malformed_oversized_or_duplicated_cookies_are_no_session_never_5xx() {
+    let app = spawn_app().await;
+    let cookie = app.register("alice").await;
+    let long = "A".repeat(4000);
+    for header_value in [
+        format!("{COOKIE}=%%%"),
+        format!("{COOKIE}={long}"),
+        format!("{COOKIE}="),
+        format!("{COOKIE}=garbage; {COOKIE}=more-garbage"),
+        "=; ;;; =x".to_owned(),
+    ] {
+        let response = reqwest::Client::new()
+            .get(app.url("/api/me"))
+            .header(header::COOKIE, header_value.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{header_value:.60}");
+        assert_eq!(response.text().await.unwrap(), "null", "{header_value:.60}");
+    }
+    // Non-ASCII bytes (obs-text) in the value.
+    let response = reqwest::Client::new()
+        .get(app.url("/api/me"))
+        .header(
+            header::COOKIE,
+            header::HeaderValue::from_bytes(b"signoff_session=\xc3\xa9\xff").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // A valid cookie is still honoured.
+    assert_eq!(app.me(Some(&cookie)).await.as_deref(), Some("alice"));
+}
+
+#[tokio::test]
+async fn security_headers_are_on_every_response() {
+    let app = spawn_app().await;
+    for path in [
+        "/",
+        "/api/me",
+        "/healthz",
+        "/pkg/missing.js",
+        "/no-such-page",
+    ] {
+        let response = app.get(path, None).await;
+        assert_eq!(
+            header_value(&response, "x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(
+            header_value(&response, "referrer-policy").as_deref(),
+            Some("no-referrer"),
+            "{path}"
+        );
+        let csp = header_value(&response, "content-security-policy").expect("CSP");
+        for directive in [
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {csp}");
+        }
+        assert!(
+            header_value(&response, "strict-transport-security").is_none(),
+            "no HSTS over plain HTTP"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_page_allows_only_its_own_nonced_scripts() {
+    let app = spawn_app().await;
+    let response = app.get("/", None).await;
+    let csp = header_value(&response, "content-security-policy").unwrap();
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("a nonce in the page CSP")
+        .to_owned();
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    let html = response.text().await.unwrap();
+    let scripts = html.matches("<script").count();
+    assert!(scripts > 0);
+    assert_eq!(
+        html.matches(&format!("nonce=\"{nonce}\"")).count(),
+        scripts,
+        "{html}"
+    );
+    // A fresh nonce per response.
+    let again = header_value(&app.get("/", None).await, "content-security-policy").unwrap();
+    assert_ne!(again, csp);
+}
+
+#[tokio::test]
+async fn hsts_is_sent_when_cookies_are_secure() {
+    let app = spawn_app_with(&[("COOKIE_SECURE", "true")]).await;
+    let response = app.get("/api/me", None).await;
+    let hsts = header_value(&response, "strict-transport-security").expect("HSTS");
+    assert!(hsts.starts_with("max-age="), "{hsts}");
+}
+
+#[tokio::test]
+async fn logout_asks_the_browser_to_clear_site_data_but_not_the_cache() {
+    let app = spawn_app().await;
+    let cookie = app.register("alice").await;
+    let response = app.post("/api/logout", &[], Some(&cookie)).await;
+    assert_eq!(
+        header_value(&response, "clear-site-data").as_deref(),
+        Some("\"cookies\", \"storage\"")
+    );
+}
+
+#[tokio::test]
+async fn database_down_during_login_is_503_and_sets_no_session() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+    app.db.close().await;
+    let response = app
+        .post(
+            "/api/login",
+            &[("username", "alice"), ("password", PASSWORD)],
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(session_set_cookie(&response).is_none());
+}

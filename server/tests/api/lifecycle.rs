@@ -1,0 +1,134 @@
+//! Session lifecycle: timeouts enforced on the server, the sweeper, never adopting a foreign id,
+//! and no resurrection of a destroyed session by requests in flight.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn idle_timeout_ends_an_unused_session_whatever_the_cookie_says() {
+    let app = spawn_app_with(&[("SESSION_IDLE_TIMEOUT", "2")]).await;
+    let response = app
+        .post(
+            "/api/register",
+            &[("username", "alice"), ("password", PASSWORD)],
+            None,
+        )
+        .await;
+    let set_cookie = session_set_cookie(&response).unwrap();
+    let max_age: i64 = attributes(&set_cookie)
+        .iter()
+        .find_map(|a| a.strip_prefix("max-age=").map(|v| v.parse().unwrap()))
+        .expect("Max-Age");
+    assert!(
+        (1..=2).contains(&max_age),
+        "cookie lifetime follows the idle timeout: {set_cookie}"
+    );
+    let cookie = session_cookie(&response).unwrap();
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    // A client that ignores Max-Age and sends the cookie anyway is still signed out.
+    assert_eq!(app.me(Some(&cookie)).await, None);
+}
+
+#[tokio::test]
+async fn activity_within_the_idle_window_keeps_a_session_alive() {
+    let app = spawn_app_with(&[("SESSION_IDLE_TIMEOUT", "3")]).await;
+    let cookie = app.register("alice").await;
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        assert_eq!(app.me(Some(&cookie)).await.as_deref(), Some("alice"));
+    }
+}
+
+#[tokio::test]
+async fn absolute_timeout_ends_even_an_active_session() {
+    let app = spawn_app_with(&[
+        ("SESSION_IDLE_TIMEOUT", "60"),
+        ("SESSION_ABSOLUTE_TIMEOUT", "3"),
+    ])
+    .await;
+    let cookie = app.register("alice").await;
+    let mut signed_in = Vec::new();
+    for _ in 0..5 {
+        signed_in.push(app.me(Some(&cookie)).await.is_some());
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+    }
+    assert!(signed_in[0], "{signed_in:?}");
+    assert_eq!(app.me(Some(&cookie)).await, None, "{signed_in:?}");
+}
+
+#[tokio::test]
+async fn expired_rows_are_swept_without_any_request() {
+    let app = spawn_app_with(&[
+        ("SESSION_IDLE_TIMEOUT", "1"),
+        ("SESSION_SWEEP_INTERVAL", "1"),
+    ])
+    .await;
+    app.register("alice").await;
+    app.register("bob").await;
+    assert_eq!(app.db.session_row_count().await.unwrap(), 2);
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert_eq!(app.db.session_row_count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn an_id_the_server_never_issued_is_never_adopted() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+    // Well-formed but unknown (an attacker planting a fixed id before the victim signs in).
+    let planted = "AAAAAAAAAAAAAAAAAAAAAA";
+    let response = app
+        .post(
+            "/api/login",
+            &[("username", "alice"), ("password", PASSWORD)],
+            Some(planted),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let issued = session_cookie(&response).unwrap();
+    assert_ne!(issued, planted);
+    assert_eq!(app.session_rows(planted).await, 0);
+    assert_eq!(app.me(Some(planted)).await, None);
+}
+
+/// Many requests in flight with a session while it is signed out: none may write it back.
+/// An idle timeout under 30 s makes every request a writer (the expiry refresh saves each time),
+/// which is the worst case for resurrection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logout_racing_many_requests_leaves_no_survivor() {
+    let app = std::sync::Arc::new(spawn_app_with(&[("SESSION_IDLE_TIMEOUT", "20")]).await);
+    app.register("alice").await;
+    let baseline = app.db.session_row_count().await.unwrap();
+    let rounds = 25;
+    let mut survivors = 0;
+    for round in 0..rounds {
+        let cookie = app.login("alice").await;
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let app = app.clone();
+            let cookie = cookie.clone();
+            tasks.push(tokio::spawn(async move {
+                if i == 20 {
+                    let response = app.post("/api/logout", &[], Some(&cookie)).await;
+                    assert!(response.status().is_success());
+                } else {
+                    let _ = app.get("/api/me", Some(&cookie)).await;
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        if app.session_rows(&cookie).await != 0 || app.me(Some(&cookie)).await.is_some() {
+            survivors += 1;
+            eprintln!("round {round}: session survived logout");
+        }
+    }
+    assert_eq!(
+        survivors, 0,
+        "sessions resurrected in {survivors} of {rounds} rounds"
+    );
+    assert_eq!(app.db.session_row_count().await.unwrap(), baseline);
+}
