@@ -26,7 +26,7 @@ test('create account → sign out → sign in → sign out, with no navigation o
   expect(first!.path).toBe('/');
 
   // Sign out.
-  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
   await expect(page.getByRole('form', { name: 'Sign in' })).toBeVisible();
   await expect(page.getByRole('status')).toHaveText('You signed out.');
   expect(await sessionCookie(), 'the browser forgot the cookie').toBeUndefined();
@@ -45,7 +45,7 @@ test('create account → sign out → sign in → sign out, with no navigation o
   expect(second!.value).not.toBe(first!.value);
 
   // Sign out again.
-  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
   await expect(page.getByRole('form', { name: 'Create account' })).toBeVisible();
   expect(await sessionCookie()).toBeUndefined();
   const replay2 = await request.get('/api/me', { headers: { cookie: `${COOKIE}=${second!.value}` } });
@@ -81,7 +81,7 @@ test('a wrong password is reported inline and nothing navigates', async ({ page 
   await openApp(page);
   const create = await fillCredentials(page, 'Create account', username);
   await create.getByRole('button', { name: 'Create account' }).click();
-  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
 
   const signIn = await fillCredentials(page, 'Sign in', username, 'not the right password at all');
   await signIn.getByRole('button', { name: 'Sign in' }).click();
@@ -111,7 +111,7 @@ test('sign-out shows its pending state, then reports a failure without pretendin
       body: JSON.stringify({ code: 'unavailable', message: 'The service is temporarily unavailable.' }),
     });
   });
-  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
   const pending = page.getByRole('button', { name: 'Signing out…' });
   await expect(pending).toBeVisible();
   await expect(pending).toBeDisabled();
@@ -121,6 +121,6 @@ test('sign-out shows its pending state, then reports a failure without pretendin
 
   // With the server reachable again, sign-out works.
   await page.unroute('**/api/logout');
-  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
   await expect(page.getByRole('form', { name: 'Sign in' })).toBeVisible();
 });
