@@ -6,7 +6,8 @@ use super::{ActivityEntry, SessionInfo};
 use crate::error::AppError;
 
 /// How many events "Recent activity" shows.
-pub const ACTIVITY_LIMIT: u32 = 20;
+#[cfg(feature = "ssr")]
+const ACTIVITY_LIMIT: u32 = 20;
 
 /// `GET /api/sessions`: the signed-in user's live sessions, this one marked `current`.
 #[server(prefix = "/api", endpoint = "sessions", input = GetUrl)]

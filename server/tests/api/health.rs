@@ -54,3 +54,103 @@ fn bad_configuration_stops_start_up_naming_the_variable() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("SESSION_IDLE_TIMEOUT"), "{stderr}");
 }
+
+/// Runs the real binary with debug logging through a sign-in and sign-out and checks that no
+/// session id appears in what it logs.
+#[tokio::test]
+async fn logs_never_contain_a_session_id() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/s.db", dir.path().display()),
+        )
+        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "debug")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("server binary starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let addr = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("server logs");
+        let plain = strip_ansi(&line);
+        log.push(plain.clone());
+        if let Some(at) = plain.find("listening on http://") {
+            break plain[at + "listening on http://".len()..].trim().to_owned();
+        }
+    };
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::new();
+    let form = [("username", "alice"), ("password", PASSWORD)];
+    let registered = client
+        .post(format!("{base}/api/register"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let first = session_cookie(&registered).unwrap();
+    let login = client
+        .post(format!("{base}/api/login"))
+        .header("cookie", format!("{COOKIE}={first}"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let second = session_cookie(&login).unwrap();
+    client
+        .post(format!("{base}/api/logout"))
+        .header("cookie", format!("{COOKIE}={second}"))
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(format!("{base}/api/me"))
+        .header("cookie", format!("{COOKIE}={second}"))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    while let Ok(line) = rx.try_recv() {
+        log.push(strip_ansi(&line));
+    }
+    assert!(
+        log.iter().any(|l| l.contains("signed out")),
+        "the sign-out was logged"
+    );
+    for line in &log {
+        assert!(
+            !line.contains(&first) && !line.contains(&second),
+            "session id in log: {line}"
+        );
+    }
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

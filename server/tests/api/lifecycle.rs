@@ -132,3 +132,44 @@ async fn logout_racing_many_requests_leaves_no_survivor() {
     );
     assert_eq!(app.db.session_row_count().await.unwrap(), baseline);
 }
+
+#[tokio::test]
+async fn session_ids_carry_128_random_bits() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..40 {
+        let id = app.login("alice").await;
+        // 16 bytes, base64url without padding.
+        assert_eq!(id.len(), 22, "{id}");
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "{id}"
+        );
+        assert!(seen.insert(id), "ids never repeat");
+    }
+    // Every bit position varies across ids (a constant prefix would show up here).
+    let first = seen.iter().next().unwrap().clone();
+    assert!(seen.iter().any(|id| id[..4] != first[..4]));
+}
+
+#[tokio::test]
+async fn a_session_id_in_the_url_is_ignored() {
+    let app = spawn_app().await;
+    let cookie = app.register("alice").await;
+    for query in [
+        format!("/api/me?{COOKIE}={cookie}"),
+        format!("/api/me?id={cookie}"),
+        format!("/api/me;{COOKIE}={cookie}"),
+    ] {
+        let response = app.get(&query, None).await;
+        assert!(
+            response.status().is_success() || response.status().is_client_error(),
+            "{query}"
+        );
+        if response.status().is_success() {
+            assert_eq!(response.text().await.unwrap(), "null", "{query}");
+        }
+    }
+}

@@ -21,7 +21,7 @@ async fn assert_throttled(response: reqwest::Response) {
     let retry_after: u64 = header_value(&response, "retry-after")
         .expect("Retry-After")
         .parse()
-        .unwrap();
+        .expect("Retry-After is whole seconds");
     assert!((1..=180).contains(&retry_after), "{retry_after}");
     let (code, _) = error_body(response).await;
     assert_eq!(code, "too_many_attempts");
@@ -127,5 +127,34 @@ async fn unknown_user_and_wrong_password_take_similar_time() {
     assert!(
         (0.5..2.0).contains(&ratio),
         "median known {k:.4}s, unknown {u:.4}s"
+    );
+}
+
+/// Argon2 runs on the blocking pool: while a burst of sign-ins is hashing, the server still
+/// answers other requests at once. With hashing on the async executor, `/healthz` would wait.
+#[tokio::test]
+async fn a_burst_of_logins_does_not_block_other_requests() {
+    let app = std::sync::Arc::new(spawn_app_with(&[("LOGIN_MAX_FAILURES", "1000")]).await);
+    app.register("alice").await;
+    let logins: Vec<_> = (0..16)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                attempt(&app, "alice", "wrong but long enough").await;
+                Instant::now()
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let health = app.get("/healthz", None).await;
+    let answered = Instant::now();
+    assert_eq!(health.status(), StatusCode::OK);
+    let mut last_login = answered;
+    for login in logins {
+        last_login = last_login.max(login.await.unwrap());
+    }
+    assert!(
+        answered < last_login,
+        "healthz waited for every hash to finish"
     );
 }
