@@ -7,7 +7,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 E2E_DIR := $(CURDIR)/target/e2e
 
-.PHONY: run run-release test tools tools-build lint unit e2e wasm-size clean
+.PHONY: run run-release test tools tools-build lint unit unit-sqlite unit-postgres e2e soak wasm-size clean
 
 ## Serve the app at http://127.0.0.1:3000 (debug build; data in ./data/signoff.db).
 run: tools-build
@@ -17,7 +17,8 @@ run: tools-build
 run-release: tools-build
 	cargo leptos serve --release
 
-## Every test: formatting, clippy, unit + integration tests, then Playwright in Chromium.
+## Every test: formatting, clippy, unit + integration tests on SQLite and on PostgreSQL, then
+## Playwright in Chromium.
 test: tools lint unit e2e
 
 tools:
@@ -31,8 +32,31 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
-unit:
+unit: unit-sqlite unit-postgres
+
+## Unit tests, and the integration suite on a temporary SQLite file per test.
+unit-sqlite:
 	cargo test -p app -p server
+
+## The integration suite again, on PostgreSQL: a fresh database per test, all dropped afterwards.
+## Uses TEST_DATABASE_URL if set, otherwise installs/starts the local cluster.
+unit-postgres:
+	url=$$(scripts/ensure-postgres.sh); run="r$$(date +%s)$$$$"; \
+	status=0; \
+	TEST_DATABASE_URL="$$url" SIGNOFF_TEST_RUN="$$run" SIGNOFF_TEST_BACKEND=postgres \
+	  cargo test -p server --test api || status=$$?; \
+	TEST_DATABASE_URL="$$url" scripts/drop-test-databases.sh "$$run"; \
+	exit $$status
+
+## A bounded load test: two instances on PostgreSQL, simulated users signing in, using and
+## signing out (SOAK_USERS, SOAK_SECONDS). Not part of `make test`.
+soak:
+	url=$$(scripts/ensure-postgres.sh); run="soak$$(date +%s)"; \
+	status=0; \
+	TEST_DATABASE_URL="$$url" SIGNOFF_TEST_RUN="$$run" SIGNOFF_TEST_BACKEND=postgres \
+	  cargo test --release -p server --test api -- --ignored --nocapture soak || status=$$?; \
+	TEST_DATABASE_URL="$$url" scripts/drop-test-databases.sh "$$run"; \
+	exit $$status
 
 ## Playwright against a server on a fresh SQLite file (cargo-leptos builds, serves and runs it).
 e2e:

@@ -1,11 +1,13 @@
 //! The database: which backend a `DATABASE_URL` selects, its pool, and its migrations.
-//! This is the only module that decides between backends.
+//! This is the only module that decides between backends; everything else writes its SQL once,
+//! with `$1…$n` placeholders (which sqlx accepts for SQLite too), and runs it through [`on_db!`].
 
 use std::{path::Path, str::FromStr, time::Duration};
 
 use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-    SqlitePool,
+    PgPool, SqlitePool,
 };
 
 /// The embedded default: a SQLite file next to the working directory, created on first start.
@@ -30,12 +32,27 @@ impl Default for PoolSettings {
 /// A connected database. Cloning is cheap (the pool is shared).
 #[derive(Clone, Debug)]
 pub enum Database {
+    /// The embedded default, for one instance.
     Sqlite(SqlitePool),
+    /// For several instances sharing one database.
+    Postgres(PgPool),
+}
+
+/// Runs the same code against whichever pool a [`Database`] holds: `on_db!(db, |pool| …)`.
+/// The body is compiled once per backend, so it must be valid SQL for both.
+#[macro_export]
+macro_rules! on_db {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Database::Sqlite($pool) => $body,
+            $crate::db::Database::Postgres($pool) => $body,
+        }
+    };
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseSetupError {
-    #[error("DATABASE_URL: unsupported database {0:?}; this build supports sqlite: URLs")]
+    #[error("DATABASE_URL: unsupported database {0:?}; expected a sqlite: or postgres: URL")]
     Unsupported(String),
     #[error("DATABASE_URL: {0}")]
     InvalidUrl(sqlx::Error),
@@ -74,41 +91,70 @@ impl Database {
                     .map_err(DatabaseSetupError::Connect)?;
                 Ok(Database::Sqlite(pool))
             }
+            "postgres" | "postgresql" => {
+                let options =
+                    PgConnectOptions::from_str(url).map_err(DatabaseSetupError::InvalidUrl)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(pool.max_connections)
+                    .acquire_timeout(pool.acquire_timeout)
+                    // A connection that died with the server is noticed before it is handed out.
+                    .test_before_acquire(true)
+                    .connect_with(options)
+                    .await
+                    .map_err(DatabaseSetupError::Connect)?;
+                Ok(Database::Postgres(pool))
+            }
             other => Err(DatabaseSetupError::Unsupported(other.to_owned())),
         }
     }
 
     /// Brings the schema up to date. Runs at every start; already-applied migrations are skipped.
+    /// On PostgreSQL sqlx holds an advisory lock meanwhile, so instances may start together.
     pub async fn migrate(&self) -> Result<(), DatabaseSetupError> {
         match self {
             Database::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
+            Database::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
         }
         Ok(())
     }
 
     /// Answers whether the database is reachable right now (for `/healthz`).
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        match self {
-            Database::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
-        }
+        on_db!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ()))
     }
 
     /// Closes every connection; later queries fail as if the database were down.
     pub async fn close(&self) {
-        match self {
-            Database::Sqlite(pool) => pool.close().await,
-        }
+        on_db!(self, |pool| pool.close().await)
     }
 
     /// Counts the rows of the session table (tests and benchmarks check that logout leaves none).
     pub async fn session_row_count(&self) -> Result<i64, sqlx::Error> {
-        match self {
-            Database::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
-                    .fetch_one(pool)
-                    .await
-            }
-        }
+        on_db!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM tower_sessions"
+        )
+        .fetch_one(pool)
+        .await)
+    }
+
+    /// Claims this period's run of a shared periodic job. Exactly one instance gets `true` per
+    /// `period`: the one whose update advances the job's row.
+    pub async fn claim_job(&self, job: &str, period: Duration) -> Result<bool, sqlx::Error> {
+        let now = crate::now_ms();
+        let due_before = now - period.as_millis() as i64;
+        let claimed = on_db!(self, |pool| sqlx::query(
+            "UPDATE maintenance SET last_run_ms = $1 WHERE job = $2 AND last_run_ms <= $3"
+        )
+        .bind(now)
+        .bind(job)
+        .bind(due_before)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(claimed == 1)
     }
 }
 

@@ -13,6 +13,12 @@ pub mod state;
 
 use leptos::prelude::*;
 
+/// The current time in Unix milliseconds (the unit of Signoff's own timestamp columns).
+#[cfg(feature = "ssr")]
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 /// The HTML document around [`App`], rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let stylesheet = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);

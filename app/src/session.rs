@@ -10,9 +10,9 @@ use tower_sessions::{
     session::{Id, Record},
     session_store, Expiry, Session, SessionManagerLayer, SessionStore,
 };
-use tower_sessions_sqlx_store::SqliteStore;
+use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
-use crate::db::Database;
+use crate::{db::Database, on_db};
 
 /// The cookie's name. Deliberately not a framework default (OWASP: avoid fingerprinting).
 pub const COOKIE_NAME: &str = "signoff_session";
@@ -62,7 +62,7 @@ impl SessionSettings {
 }
 
 /// The session store. Rows are read, deleted and swept by tower-sessions-sqlx-store's
-/// `SqliteStore`; Signoff writes them itself, for two reasons:
+/// `SqliteStore` / `PostgresStore`; Signoff writes them itself, for two reasons:
 ///
 /// * **No resurrection.** The stock `save` is an upsert. A request that was in flight while
 ///   another request destroyed the session (logout, revocation, expiry) would write the row back
@@ -74,8 +74,15 @@ impl SessionSettings {
 ///   listing or revoking a user's sessions is one indexed query.
 #[derive(Clone, Debug)]
 pub struct Store {
-    sqlite: SqliteStore,
+    library: LibraryStore,
     db: Database,
+}
+
+/// tower-sessions-sqlx-store's store for the backend in use.
+#[derive(Clone, Debug)]
+enum LibraryStore {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
 }
 
 /// The columns Signoff keeps beside each session's data.
@@ -108,51 +115,65 @@ impl RowMeta {
     }
 }
 
+/// The name of the shared job that sweeps expired sessions (a row of `maintenance`).
+const SWEEP_JOB: &str = "sweep_expired_sessions";
+
 impl Store {
     pub fn new(db: &Database) -> Self {
-        match db {
-            Database::Sqlite(pool) => Self {
-                sqlite: SqliteStore::new(pool.clone()),
-                db: db.clone(),
-            },
+        let library = match db {
+            Database::Sqlite(pool) => LibraryStore::Sqlite(SqliteStore::new(pool.clone())),
+            // Our migrations create the table as public.tower_sessions, beside the others; both
+            // names are valid identifiers, so the builders cannot fail.
+            Database::Postgres(pool) => {
+                let store = PostgresStore::new(pool.clone());
+                let store = store
+                    .clone()
+                    .with_schema_name("public")
+                    .and_then(|s| s.with_table_name("tower_sessions"))
+                    .unwrap_or(store);
+                LibraryStore::Postgres(store)
+            }
+        };
+        Self {
+            library,
+            db: db.clone(),
         }
     }
 
     /// Deletes expired rows. Loading already ignores them; this only reclaims space.
     pub async fn delete_expired(&self) -> session_store::Result<()> {
         use tower_sessions::ExpiredDeletion;
-        self.sqlite.delete_expired().await
+        match &self.library {
+            LibraryStore::Sqlite(store) => store.delete_expired().await,
+            LibraryStore::Postgres(store) => store.delete_expired().await,
+        }
     }
 
     /// The live sessions of a user, newest first.
     pub async fn list_for_user(&self, user_id: i64) -> Result<Vec<SessionRow>, sqlx::Error> {
-        match &self.db {
-            Database::Sqlite(pool) => {
-                sqlx::query_as(
-                    "SELECT handle, created_at, last_seen_at, user_agent FROM tower_sessions \
-                     WHERE user_id = ? AND expiry_date > ? AND handle IS NOT NULL \
-                     ORDER BY created_at DESC",
-                )
-                .bind(user_id)
-                .bind(OffsetDateTime::now_utc())
-                .fetch_all(pool)
-                .await
-            }
-        }
+        on_db!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT handle, created_at, last_seen_at, user_agent FROM tower_sessions \
+                 WHERE user_id = $1 AND expiry_date > $2 AND handle IS NOT NULL \
+                 ORDER BY created_at DESC",
+            )
+            .bind(user_id)
+            .bind(OffsetDateTime::now_utc())
+            .fetch_all(pool)
+            .await
+        })
     }
 
     /// Deletes one session of a user by its public handle. Returns whether there was one.
     pub async fn delete_by_handle(&self, user_id: i64, handle: &str) -> Result<bool, sqlx::Error> {
-        let deleted = match &self.db {
-            Database::Sqlite(pool) => {
-                sqlx::query("DELETE FROM tower_sessions WHERE user_id = ? AND handle = ?")
-                    .bind(user_id)
-                    .bind(handle)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-        };
+        let deleted = on_db!(&self.db, |pool| {
+            sqlx::query("DELETE FROM tower_sessions WHERE user_id = $1 AND handle = $2")
+                .bind(user_id)
+                .bind(handle)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
         Ok(deleted > 0)
     }
 
@@ -163,43 +184,49 @@ impl Store {
         user_id: i64,
         keep: Option<&str>,
     ) -> Result<u64, sqlx::Error> {
-        match &self.db {
-            Database::Sqlite(pool) => Ok(sqlx::query(
-                "DELETE FROM tower_sessions WHERE user_id = ? AND (? IS NULL OR handle IS NOT ?)",
-            )
-            .bind(user_id)
-            .bind(keep)
-            .bind(keep)
-            .execute(pool)
-            .await?
-            .rows_affected()),
-        }
+        let deleted = match keep {
+            None => on_db!(&self.db, |pool| {
+                sqlx::query("DELETE FROM tower_sessions WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }),
+            Some(keep) => on_db!(&self.db, |pool| {
+                sqlx::query("DELETE FROM tower_sessions WHERE user_id = $1 AND handle <> $2")
+                    .bind(user_id)
+                    .bind(keep)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }),
+        };
+        Ok(deleted)
     }
 
     async fn try_insert(&self, record: &Record) -> Result<bool, session_store::Error> {
         let data = rmp_serde::to_vec(record).map_err(store_error)?;
         let meta = RowMeta::of(record);
-        let inserted = match &self.db {
-            Database::Sqlite(pool) => {
-                sqlx::query(
-                    "INSERT INTO tower_sessions \
-                     (id, data, expiry_date, user_id, handle, created_at, last_seen_at, user_agent) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(record.id.to_string())
-                .bind(data)
-                .bind(record.expiry_date)
-                .bind(meta.user_id)
-                .bind(meta.handle)
-                .bind(meta.created_at)
-                .bind(meta.last_seen_at)
-                .bind(meta.user_agent)
-                .execute(pool)
-                .await
-            }
-        };
+        let inserted = on_db!(&self.db, |pool| {
+            sqlx::query(
+                "INSERT INTO tower_sessions \
+                 (id, data, expiry_date, user_id, handle, created_at, last_seen_at, user_agent) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(record.id.to_string())
+            .bind(data)
+            .bind(record.expiry_date)
+            .bind(meta.user_id)
+            .bind(meta.handle)
+            .bind(meta.created_at)
+            .bind(meta.last_seen_at)
+            .bind(meta.user_agent)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        });
         match inserted {
-            Ok(_) => Ok(true),
+            Ok(()) => Ok(true),
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Ok(false),
             Err(error) => Err(store_error(error)),
         }
@@ -232,10 +259,10 @@ impl SessionStore for Store {
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data = rmp_serde::to_vec(record).map_err(store_error)?;
         let meta = RowMeta::of(record);
-        let updated = match &self.db {
-            Database::Sqlite(pool) => sqlx::query(
-                "UPDATE tower_sessions SET data = ?, expiry_date = ?, user_id = ?, \
-                 created_at = ?, last_seen_at = ?, user_agent = ? WHERE id = ?",
+        let updated = on_db!(&self.db, |pool| {
+            sqlx::query(
+                "UPDATE tower_sessions SET data = $1, expiry_date = $2, user_id = $3, \
+                 created_at = $4, last_seen_at = $5, user_agent = $6 WHERE id = $7",
             )
             .bind(data)
             .bind(record.expiry_date)
@@ -247,8 +274,8 @@ impl SessionStore for Store {
             .execute(pool)
             .await
             .map_err(store_error)?
-            .rows_affected(),
-        };
+            .rows_affected()
+        });
         if updated == 0 {
             tracing::debug!(
                 session = %tag(&record.id),
@@ -259,11 +286,17 @@ impl SessionStore for Store {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        self.sqlite.load(id).await
+        match &self.library {
+            LibraryStore::Sqlite(store) => store.load(id).await,
+            LibraryStore::Postgres(store) => store.load(id).await,
+        }
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        self.sqlite.delete(id).await
+        match &self.library {
+            LibraryStore::Sqlite(store) => store.delete(id).await,
+            LibraryStore::Postgres(store) => store.delete(id).await,
+        }
     }
 }
 
@@ -367,14 +400,24 @@ pub fn handle(id: &Id) -> String {
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Deletes expired session rows every `period`, for as long as the process runs. A failed sweep
-/// (database down) is logged and retried at the next tick instead of ending the task.
+/// Deletes expired session rows once per `period` across all instances, for as long as the
+/// process runs. Every instance ticks, but only the one that claims the period (a row of the
+/// `maintenance` table) sweeps. A failed sweep (database down) is logged and retried at the next
+/// tick instead of ending the task.
 pub async fn sweep_expired(store: Store, period: Duration) {
     let mut ticker = tokio::time::interval(period);
     loop {
         ticker.tick().await;
-        if let Err(error) = store.delete_expired().await {
-            tracing::warn!(%error, "could not delete expired sessions; will retry");
+        // Claim slightly less than a period so jitter between instances never skips one.
+        let claim = period.mul_f64(0.9);
+        match store.db.claim_job(SWEEP_JOB, claim).await {
+            Ok(true) => {
+                if let Err(error) = store.delete_expired().await {
+                    tracing::warn!(%error, "could not delete expired sessions; will retry");
+                }
+            }
+            Ok(false) => tracing::trace!("another instance swept expired sessions this period"),
+            Err(error) => tracing::warn!(%error, "could not claim the session sweep; will retry"),
         }
     }
 }

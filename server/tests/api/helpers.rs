@@ -1,6 +1,6 @@
 //! `spawn_app()` and the HTTP helpers the tests share.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, sync::Arc};
 
 use app::db::Database;
 use reqwest::{header, Response, StatusCode};
@@ -15,44 +15,160 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub struct TestApp {
     pub addr: SocketAddr,
     pub db: Database,
-    pub db_path: PathBuf,
+    /// The database this app runs on; pass it to `spawn_app_on` for another instance on the
+    /// same data.
+    pub test_db: TestDb,
     client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
-    // Keeps the database file alive for the app's lifetime (and for a restart on the same file).
-    _dir: Option<TempDir>,
 }
 
-/// Starts the server on a random port with a new, empty SQLite database.
+/// A fresh, empty database for one test, on the backend the run selects:
+/// `SIGNOFF_TEST_BACKEND=postgres` (with `TEST_DATABASE_URL` naming a server; `make test` sets
+/// both) or SQLite by default. Removed when the last clone is dropped.
+#[derive(Clone)]
+pub struct TestDb(Arc<TestDbInner>);
+
+struct TestDbInner {
+    url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    /// The temporary directory holding the SQLite file; removed on drop.
+    Sqlite(#[allow(dead_code)] TempDir),
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
+}
+
+/// Whether this run tests against PostgreSQL.
+pub fn postgres_run() -> bool {
+    std::env::var("SIGNOFF_TEST_BACKEND").is_ok_and(|backend| backend == "postgres")
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        if postgres_run() {
+            Self::postgres().await
+        } else {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}/signoff.db", dir.path().display());
+            TestDb(Arc::new(TestDbInner {
+                url,
+                cleanup: Cleanup::Sqlite(dir),
+            }))
+        }
+    }
+
+    async fn postgres() -> TestDb {
+        use sqlx::Connection;
+        let admin_url = std::env::var("TEST_DATABASE_URL")
+            .expect("SIGNOFF_TEST_BACKEND=postgres needs TEST_DATABASE_URL (make test sets it up)");
+        // `SIGNOFF_TEST_RUN` (set by `make test`) groups one run's databases for cleanup.
+        let run = std::env::var("SIGNOFF_TEST_RUN").unwrap_or_else(|_| "adhoc".into());
+        let name = format!("signoff_test_{run}_{}", unique_suffix());
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "PostgreSQL at TEST_DATABASE_URL is unreachable: {error}. \
+                     Run scripts/ensure-postgres.sh or point TEST_DATABASE_URL at a server."
+                )
+            });
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        let _ = admin.close().await;
+        TestDb(Arc::new(TestDbInner {
+            url: with_database(&admin_url, &name),
+            cleanup: Cleanup::Postgres { admin_url, name },
+        }))
+    }
+
+    pub fn url(&self) -> &str {
+        &self.0.url
+    }
+}
+
+impl Drop for TestDbInner {
+    /// Drops the test database on a detached thread. Never blocks: this runs on the test's
+    /// runtime, which may still own the client side of a connection handshake; blocking it would
+    /// leave that backend stuck in authentication, and every DROP DATABASE on the server waiting
+    /// for it (up to PostgreSQL's 60 s `authentication_timeout`). Whatever a finished process
+    /// leaves behind, `make test` drops by the run's name prefix.
+    fn drop(&mut self) {
+        let Cleanup::Postgres { admin_url, name } = &self.cleanup else {
+            return;
+        };
+        let (admin_url, name) = (admin_url.clone(), name.clone());
+        std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::query(&drop).execute(&mut admin).await;
+                }
+            });
+        });
+    }
+}
+
+/// A PostgreSQL URL with its database name replaced.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(base, query)| (base, Some(query)));
+    let (server, _) = base.rsplit_once('/').expect("a database URL has a path");
+    match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Starts the server on a random port with a new, empty database.
 pub async fn spawn_app() -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("signoff.db");
-    let mut app = spawn_app_on(path, &[]).await;
-    app._dir = Some(dir);
-    app
+    spawn_app_with(&[]).await
 }
 
-/// Starts the server with a new, empty SQLite database and extra environment settings.
+/// Starts the server with a new, empty database and extra environment settings.
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("signoff.db");
-    let mut app = spawn_app_on(path, extra).await;
-    app._dir = Some(dir);
-    app
+    spawn_app_on(&TestDb::new().await, extra).await
 }
 
-/// Starts the server on the given SQLite file with extra environment settings.
-pub async fn spawn_app_on(db_path: PathBuf, extra: &[(&str, &str)]) -> TestApp {
-    let url = format!("sqlite://{}", db_path.display());
-    let site_root = db_path
-        .parent()
-        .expect("db has a directory")
-        .display()
-        .to_string();
+/// Starts the server on the given database with extra environment settings.
+pub async fn spawn_app_on(test_db: &TestDb, extra: &[(&str, &str)]) -> TestApp {
     let mut vars: Vec<(String, String)> = vec![
-        ("DATABASE_URL".into(), url),
+        ("DATABASE_URL".into(), test_db.url().to_owned()),
         ("LEPTOS_SITE_ADDR".into(), "127.0.0.1:0".into()),
-        ("LEPTOS_SITE_ROOT".into(), site_root),
+        // No static files in these tests; any existing directory will do.
+        (
+            "LEPTOS_SITE_ROOT".into(),
+            std::env::temp_dir().display().to_string(),
+        ),
     ];
     vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let settings = Settings::from_lookup(|name| {
@@ -73,14 +189,13 @@ pub async fn spawn_app_on(db_path: PathBuf, extra: &[(&str, &str)]) -> TestApp {
     TestApp {
         addr,
         db,
-        db_path,
+        test_db: test_db.clone(),
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client"),
         shutdown: Some(tx),
         server: Some(server),
-        _dir: None,
     }
 }
 
@@ -89,8 +204,8 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// Stops the server gracefully and waits for it; the database file stays.
-    pub async fn stop(&mut self) -> Option<TempDir> {
+    /// Stops the server gracefully and waits for it; the database stays.
+    pub async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -98,7 +213,6 @@ impl TestApp {
             server.await.expect("server task").expect("server ran");
         }
         self.db.close().await;
-        self._dir.take()
     }
 
     /// POSTs a form (the server functions' input encoding), with an optional session cookie.
@@ -181,15 +295,24 @@ impl TestApp {
 
     /// How many rows the session store holds for this cookie value.
     pub async fn session_rows(&self, cookie: &str) -> i64 {
-        match &self.db {
-            Database::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions WHERE id = ?")
-                    .bind(cookie)
-                    .fetch_one(pool)
-                    .await
-                    .expect("count")
-            }
-        }
+        app::on_db!(&self.db, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions WHERE id = $1")
+                .bind(cookie)
+                .fetch_one(pool)
+                .await
+                .expect("count")
+        })
+    }
+
+    /// Every session tag in the audit trail.
+    pub async fn audit_tags(&self) -> Vec<String> {
+        let tags: Vec<Option<String>> = app::on_db!(&self.db, |pool| {
+            sqlx::query_scalar("SELECT session_tag FROM audit_events")
+                .fetch_all(pool)
+                .await
+                .expect("audit tags")
+        });
+        tags.into_iter().flatten().collect()
     }
 }
 

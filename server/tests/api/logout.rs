@@ -94,8 +94,7 @@ async fn logout_that_cannot_reach_the_database_reports_failure() {
 
 #[tokio::test]
 async fn logout_removal_cookie_also_works_with_secure_cookies() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app_on(dir.path().join("s.db"), &[("COOKIE_SECURE", "true")]).await;
+    let app = spawn_app_with(&[("COOKIE_SECURE", "true")]).await;
     let cookie = app.register("alice").await;
     let response = app.post("/api/logout", &[], Some(&cookie)).await;
     assert!(response.status().is_success());

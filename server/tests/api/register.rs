@@ -44,8 +44,7 @@ async fn register_creates_the_user_and_signs_in() {
 
 #[tokio::test]
 async fn cookie_is_secure_when_configured() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app_on(dir.path().join("s.db"), &[("COOKIE_SECURE", "true")]).await;
+    let app = spawn_app_with(&[("COOKIE_SECURE", "true")]).await;
     let response = app
         .post(
             "/api/register",

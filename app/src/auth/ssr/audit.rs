@@ -3,9 +3,7 @@
 
 use std::net::IpAddr;
 
-use time::OffsetDateTime;
-
-use crate::{auth::ActivityEntry, db::Database, error::AppError};
+use crate::{auth::ActivityEntry, db::Database, error::AppError, now_ms, on_db};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -41,18 +39,21 @@ pub async fn record(
     session_tag: Option<&str>,
     ip: Option<IpAddr>,
 ) {
-    let at = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-    let Database::Sqlite(pool) = db;
-    let result = sqlx::query(
-        "INSERT INTO audit_events (at, user_id, event, session_tag, ip) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(at)
-    .bind(user_id)
-    .bind(event.as_str())
-    .bind(session_tag)
-    .bind(ip.map(|ip| ip.to_string()))
-    .execute(pool)
-    .await;
+    let at = now_ms();
+    let result = on_db!(db, |pool| {
+        sqlx::query(
+            "INSERT INTO audit_events (at, user_id, event, session_tag, ip) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(at)
+        .bind(user_id)
+        .bind(event.as_str())
+        .bind(session_tag)
+        .bind(ip.map(|ip| ip.to_string()))
+        .execute(pool)
+        .await
+        .map(|_| ())
+    });
     match result {
         Ok(_) => tracing::info!(
             event = event.as_str(),
@@ -72,15 +73,16 @@ pub async fn recent(
     user_id: i64,
     limit: u32,
 ) -> Result<Vec<ActivityEntry>, AppError> {
-    let Database::Sqlite(pool) = db;
-    let rows: Vec<(i64, String, Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT at, event, session_tag, ip FROM audit_events WHERE user_id = ? \
-         ORDER BY at DESC, id DESC LIMIT ?",
-    )
-    .bind(user_id)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    let rows: Vec<(i64, String, Option<String>, Option<String>)> = on_db!(db, |pool| {
+        sqlx::query_as(
+            "SELECT at, event, session_tag, ip FROM audit_events WHERE user_id = $1 \
+             ORDER BY at DESC, id DESC LIMIT $2",
+        )
+        .bind(user_id)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+    })
     .map_err(|error| {
         tracing::error!(%error, "could not read audit events");
         AppError::unavailable()

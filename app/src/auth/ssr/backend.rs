@@ -7,6 +7,7 @@ use crate::{
     auth::{validate, User},
     db::Database,
     error::AppError,
+    on_db,
 };
 
 /// A user as stored, hash included. Never leaves the server: the browser gets [`User`].
@@ -110,18 +111,17 @@ impl Backend {
         check_new_password(password)?;
         let key = validate::username_key(&username);
         let password_hash = self.hasher.hash(password.to_owned()).await?;
-        let inserted =
-            match &self.db {
-                Database::Sqlite(pool) => sqlx::query_scalar::<_, i64>(
-                    "INSERT INTO users (username, username_key, password_hash) VALUES (?, ?, ?) \
-                     RETURNING id",
-                )
-                .bind(&username)
-                .bind(&key)
-                .bind(&password_hash)
-                .fetch_one(pool)
-                .await,
-            };
+        let inserted = on_db!(&self.db, |pool| {
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO users (username, username_key, password_hash) VALUES ($1, $2, $3) \
+                 RETURNING id",
+            )
+            .bind(&username)
+            .bind(&key)
+            .bind(&password_hash)
+            .fetch_one(pool)
+            .await
+        });
         match inserted {
             Ok(id) => Ok(UserRecord {
                 id,
@@ -158,16 +158,15 @@ impl Backend {
     ) -> Result<UserRecord, AppError> {
         check_new_password(password)?;
         let password_hash = self.hasher.hash(password.to_owned()).await?;
-        match &self.db {
-            Database::Sqlite(pool) => {
-                sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
-                    .bind(&password_hash)
-                    .bind(user.id)
-                    .execute(pool)
-                    .await
-                    .map_err(BackendError::from)?;
-            }
-        }
+        on_db!(&self.db, |pool| {
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                .bind(&password_hash)
+                .bind(user.id)
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .map_err(BackendError::from)
+        })?;
         Ok(UserRecord {
             password_hash,
             ..user.clone()
@@ -185,27 +184,21 @@ impl Backend {
     }
 
     async fn find_by_key(&self, key: &str) -> Result<Option<UserRecord>, sqlx::Error> {
-        match &self.db {
-            Database::Sqlite(pool) => {
-                sqlx::query_as(
-                    "SELECT id, username, password_hash FROM users WHERE username_key = ?",
-                )
+        on_db!(&self.db, |pool| {
+            sqlx::query_as("SELECT id, username, password_hash FROM users WHERE username_key = $1")
                 .bind(key)
                 .fetch_optional(pool)
                 .await
-            }
-        }
+        })
     }
 
     async fn find_by_id(&self, id: i64) -> Result<Option<UserRecord>, sqlx::Error> {
-        match &self.db {
-            Database::Sqlite(pool) => {
-                sqlx::query_as("SELECT id, username, password_hash FROM users WHERE id = ?")
-                    .bind(id)
-                    .fetch_optional(pool)
-                    .await
-            }
-        }
+        on_db!(&self.db, |pool| {
+            sqlx::query_as("SELECT id, username, password_hash FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })
     }
 }
 

@@ -4,9 +4,7 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use time::OffsetDateTime;
-
-use crate::{auth::validate, db::Database, error::AppError};
+use crate::{auth::validate, db::Database, error::AppError, now_ms, on_db};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThrottleSettings {
@@ -34,10 +32,6 @@ pub fn buckets(username: &str, ip: Option<IpAddr>) -> Vec<String> {
     buckets
 }
 
-fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 /// Refuses with 429 when any bucket has reached its limit, saying when the oldest counted
 /// failure leaves the window.
 pub async fn check(
@@ -50,17 +44,18 @@ pub async fn check(
     let since = now - window_ms;
     let mut wait_ms = 0i64;
     for bucket in buckets {
-        let Database::Sqlite(pool) = db;
         // The failure whose expiry brings the count back under the limit.
-        let unlocking: Option<i64> = sqlx::query_scalar(
-            "SELECT at FROM login_failures WHERE bucket = ? AND at > ? \
-             ORDER BY at DESC LIMIT 1 OFFSET ?",
-        )
-        .bind(bucket)
-        .bind(since)
-        .bind(i64::from(settings.max_failures.saturating_sub(1)))
-        .fetch_optional(pool)
-        .await
+        let unlocking: Option<i64> = on_db!(db, |pool| {
+            sqlx::query_scalar(
+                "SELECT at FROM login_failures WHERE bucket = $1 AND at > $2 \
+                 ORDER BY at DESC LIMIT 1 OFFSET $3",
+            )
+            .bind(bucket)
+            .bind(since)
+            .bind(i64::from(settings.max_failures.saturating_sub(1)))
+            .fetch_optional(pool)
+            .await
+        })
         .map_err(unavailable)?;
         if let Some(at) = unlocking {
             wait_ms = wait_ms.max(at + window_ms - now);
@@ -80,22 +75,24 @@ pub async fn record_failure(
     buckets: &[String],
 ) -> Result<(), AppError> {
     let now = now_ms();
-    let Database::Sqlite(pool) = db;
-    let mut tx = pool.begin().await.map_err(unavailable)?;
-    for bucket in buckets {
-        sqlx::query("INSERT INTO login_failures (bucket, at) VALUES (?, ?)")
-            .bind(bucket)
-            .bind(now)
+    let cutoff = now - settings.window.as_millis() as i64;
+    on_db!(db, |pool| async {
+        let mut tx = pool.begin().await?;
+        for bucket in buckets {
+            sqlx::query("INSERT INTO login_failures (bucket, at) VALUES ($1, $2)")
+                .bind(bucket)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM login_failures WHERE at <= $1")
+            .bind(cutoff)
             .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+            .await?;
+        tx.commit().await
     }
-    sqlx::query("DELETE FROM login_failures WHERE at <= ?")
-        .bind(now - settings.window.as_millis() as i64)
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-    tx.commit().await.map_err(unavailable)
+    .await)
+    .map_err(unavailable)
 }
 
 fn unavailable(error: sqlx::Error) -> AppError {
