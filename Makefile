@@ -36,7 +36,7 @@ unit: unit-sqlite unit-postgres
 
 ## Unit tests, and the integration suite on a temporary SQLite file per test.
 unit-sqlite:
-	cargo test -p app -p server
+	cargo test -p app -p server -- --skip postgres_only
 
 ## The integration suite again, on PostgreSQL: a fresh database per test, all dropped afterwards.
 ## Uses TEST_DATABASE_URL if set, otherwise installs/starts the local cluster.

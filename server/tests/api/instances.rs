@@ -1,0 +1,156 @@
+//! Several instances on one database: one session truth, shared throttling, migrations that
+//! tolerate a simultaneous start, one sweep per period. Runs on both backends (two processes may
+//! share a SQLite file too; PostgreSQL is what several machines share).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+async fn two_instances() -> (TestApp, TestApp) {
+    let a = spawn_app().await;
+    let b = spawn_app_on(&a.test_db, &[]).await;
+    (a, b)
+}
+
+#[tokio::test]
+async fn a_session_made_on_one_instance_works_and_ends_on_the_other() {
+    let (a, b) = two_instances().await;
+    let cookie = a.register("alice").await;
+    assert_eq!(b.me(Some(&cookie)).await.as_deref(), Some("alice"));
+    let response = b.post("/api/logout", &[], Some(&cookie)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        a.me(Some(&cookie)).await,
+        None,
+        "signed out on B means signed out on A"
+    );
+    assert_eq!(a.session_rows(&cookie).await, 0);
+}
+
+#[tokio::test]
+async fn revocation_everywhere_and_password_change_cross_instances_at_once() {
+    let (a, b) = two_instances().await;
+    let laptop = a.register("alice").await;
+    let phone = b.login("alice").await;
+    let tablet = b.login("alice").await;
+
+    // Revoke the phone from A; B sees it gone on the very next request.
+    let phone_handle = b
+        .get_json("/api/sessions", Some(&phone))
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = a
+        .post(
+            "/api/revoke_session",
+            &[("id", &phone_handle)],
+            Some(&laptop),
+        )
+        .await;
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(b.me(Some(&phone)).await, None);
+
+    // Change the password on B; the laptop's session on A ends.
+    let changed = b
+        .post(
+            "/api/change_password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "another long passphrase"),
+            ],
+            Some(&tablet),
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::OK);
+    let tablet = session_cookie(&changed).unwrap();
+    assert_eq!(a.me(Some(&laptop)).await, None);
+    assert_eq!(a.me(Some(&tablet)).await.as_deref(), Some("alice"));
+
+    // Sign out everywhere from A; the tablet's session on B ends.
+    let phone2 = b
+        .post(
+            "/api/login",
+            &[
+                ("username", "alice"),
+                ("password", "another long passphrase"),
+            ],
+            None,
+        )
+        .await;
+    let phone2 = session_cookie(&phone2).unwrap();
+    assert_eq!(
+        a.post("/api/logout_all", &[], Some(&tablet)).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(b.me(Some(&phone2)).await, None);
+    assert_eq!(b.me(Some(&tablet)).await, None);
+}
+
+#[tokio::test]
+async fn failed_login_throttling_is_shared_between_instances() {
+    let (a, b) = two_instances().await;
+    a.register("alice").await;
+    for i in 0..10 {
+        let instance = if i % 2 == 0 { &a } else { &b };
+        let response = instance
+            .post(
+                "/api/login",
+                &[("username", "alice"), ("password", "wrong but long enough")],
+                None,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    for instance in [&a, &b] {
+        let response = instance
+            .post(
+                "/api/login",
+                &[("username", "alice"), ("password", PASSWORD)],
+                None,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+}
+
+#[tokio::test]
+async fn instances_starting_together_both_come_up_on_a_fresh_database() {
+    let db = TestDb::new().await;
+    let (a, b, c) = tokio::join!(
+        spawn_app_on(&db, &[]),
+        spawn_app_on(&db, &[]),
+        spawn_app_on(&db, &[])
+    );
+    let cookie = a.register("alice").await;
+    assert_eq!(b.me(Some(&cookie)).await.as_deref(), Some("alice"));
+    assert_eq!(c.me(Some(&cookie)).await.as_deref(), Some("alice"));
+}
+
+#[tokio::test]
+async fn the_expiry_sweep_runs_once_per_period_across_instances() {
+    let (a, b) = two_instances().await;
+    let job = "sweep_expired_sessions";
+    let period = Duration::from_secs(3600);
+    // Both sweepers ticked at start-up; only one of them may have claimed the period.
+    assert!(!a.db.claim_job(job, period).await.unwrap());
+    // Make the period due again, then let both instances race for it: exactly one wins.
+    app::on_db!(&a.db, |pool| sqlx::query(
+        "UPDATE maintenance SET last_run_ms = 0 WHERE job = $1"
+    )
+    .bind(job)
+    .execute(pool)
+    .await
+    .map(|_| ())
+    .unwrap());
+    let (x, y) = tokio::join!(a.db.claim_job(job, period), b.db.claim_job(job, period));
+    let winners = [x.unwrap(), y.unwrap()].iter().filter(|won| **won).count();
+    assert_eq!(winners, 1);
+}

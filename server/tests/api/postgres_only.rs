@@ -1,0 +1,129 @@
+//! Tests that need a networked PostgreSQL: a database outage while requests run, and recovery.
+//! The SQLite run skips this module by name (`--skip postgres_only`); run alone without
+//! PostgreSQL they fail with instructions, never pass silently.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use reqwest::StatusCode;
+
+use crate::{helpers::*, proxy};
+
+fn require_postgres() {
+    assert!(
+        postgres_run(),
+        "postgres_only tests need SIGNOFF_TEST_BACKEND=postgres and TEST_DATABASE_URL \
+         (run `make unit-postgres`)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn database_outage_is_503_and_recovery_keeps_everyone_signed_in() {
+    require_postgres();
+    let db = TestDb::new().await;
+    // Migrate through a direct connection first, then run the app through the proxy.
+    drop(spawn_app_on(&db, &[]).await);
+    let proxy = proxy::Proxy::start(proxy::upstream(db.url())).await;
+    let url = proxy::via(db.url(), proxy.addr);
+    let app = Arc::new(
+        spawn_app_on(
+            &db,
+            &[
+                ("DATABASE_URL", url.as_str()),
+                ("DATABASE_ACQUIRE_TIMEOUT", "1"),
+            ],
+        )
+        .await,
+    );
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+
+    // Background traffic for the whole test: it must never see a 5xx other than 503.
+    let running = Arc::new(AtomicBool::new(true));
+    let statuses: Arc<Mutex<Vec<u16>>> = Arc::default();
+    let mut load = Vec::new();
+    for i in 0..4 {
+        let (app, running, statuses, cookie) = (
+            app.clone(),
+            running.clone(),
+            statuses.clone(),
+            alice.clone(),
+        );
+        load.push(tokio::spawn(async move {
+            while running.load(Ordering::SeqCst) {
+                let status = if i % 2 == 0 {
+                    app.get("/api/me", Some(&cookie)).await.status()
+                } else {
+                    app.get("/", Some(&cookie)).await.status()
+                };
+                statuses.lock().unwrap().push(status.as_u16());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        app.get("/healthz", None).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let me = app.get("/api/me", Some(&alice)).await;
+    assert_eq!(me.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error_body(me).await.0, "unavailable");
+    let logout = app.post("/api/logout", &[], Some(&bob)).await;
+    assert_eq!(
+        logout.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "sign-out reports failure"
+    );
+    assert!(session_cookie(&logout).is_none());
+    let login = app
+        .post(
+            "/api/login",
+            &[("username", "alice"), ("password", PASSWORD)],
+            None,
+        )
+        .await;
+    assert_eq!(login.status(), StatusCode::SERVICE_UNAVAILABLE);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+
+    proxy.restore();
+    let mut healthy = false;
+    for _ in 0..50 {
+        if app.get("/healthz", None).await.status() == StatusCode::OK {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(healthy, "the app recovers when the database returns");
+    running.store(false, Ordering::SeqCst);
+    for task in load {
+        task.await.unwrap();
+    }
+
+    // Nothing was lost, nobody has to sign in again, and the failed sign-out can be retried.
+    assert_eq!(app.me(Some(&alice)).await.as_deref(), Some("alice"));
+    assert_eq!(app.me(Some(&bob)).await.as_deref(), Some("bob"));
+    assert_eq!(
+        app.post("/api/logout", &[], Some(&bob)).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(app.me(Some(&bob)).await, None);
+
+    let statuses = statuses.lock().unwrap().clone();
+    assert!(statuses.contains(&503), "the outage was seen by the load");
+    assert!(statuses.contains(&200));
+    let bad: Vec<&u16> = statuses
+        .iter()
+        .filter(|s| **s >= 500 && **s != 503)
+        .collect();
+    assert!(bad.is_empty(), "unexpected 5xx during the outage: {bad:?}");
+}
