@@ -7,7 +7,8 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 E2E_DIR := $(CURDIR)/target/e2e
 
-.PHONY: run run-release test tools tools-build lint unit unit-sqlite unit-postgres e2e soak wasm-size clean
+.PHONY: run run-release watch csr-serve test tools tools-build lint unit unit-sqlite unit-postgres \
+        e2e e2e-csr watch-smoke screenshots soak wasm-size clean
 
 ## Serve the app at http://127.0.0.1:3000 (debug build; data in ./data/signoff.db).
 run: tools-build
@@ -17,9 +18,19 @@ run: tools-build
 run-release: tools-build
 	cargo leptos serve --release
 
-## Every test: formatting, clippy, unit + integration tests on SQLite and on PostgreSQL, then
-## Playwright in Chromium.
-test: tools lint unit e2e
+## Live reload while developing: rebuilds and reloads the page on every change.
+watch: tools-build
+	cargo leptos watch
+
+## The client-side-rendered build on http://127.0.0.1:8080, proxying /api to a server on :3000
+## (start one with `make run` and SITE_ORIGIN=http://127.0.0.1:8080).
+csr-serve:
+	scripts/ensure-tools.sh csr
+	trunk serve --offline
+
+## Every test: formatting, clippy, unit + integration tests on SQLite and on PostgreSQL,
+## Playwright in Chromium (server-rendered and client-side-rendered builds), the watch smoke test.
+test: tools lint unit e2e e2e-csr watch-smoke
 
 tools:
 	scripts/ensure-tools.sh all
@@ -30,7 +41,8 @@ tools-build:
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+	cargo clippy -p frontend --target wasm32-unknown-unknown --features hydrate -- -D warnings
+	cargo clippy -p frontend --target wasm32-unknown-unknown --features csr -- -D warnings
 
 unit: unit-sqlite unit-postgres
 
@@ -62,6 +74,20 @@ soak:
 e2e:
 	rm -rf "$(E2E_DIR)" && mkdir -p "$(E2E_DIR)"
 	DATABASE_URL="sqlite://$(E2E_DIR)/signoff.db" RUST_LOG=warn cargo leptos end-to-end
+
+## The core Playwright flow against the Trunk (client-side-rendered) build.
+e2e-csr:
+	scripts/e2e-csr.sh
+
+## `cargo leptos watch` comes up and serves the page with live reload.
+watch-smoke:
+	scripts/watch-smoke.sh
+
+## Regenerates docs/screenshots/*.png (used by the README) with Playwright.
+screenshots:
+	rm -rf "$(E2E_DIR)" && mkdir -p "$(E2E_DIR)"
+	DATABASE_URL="sqlite://$(E2E_DIR)/signoff.db" RUST_LOG=warn SIGNOFF_SCREENSHOTS=docs \
+	  cargo leptos end-to-end
 
 ## Release build of the hydrate bundle and its size, raw, gzip and brotli.
 wasm-size: tools-build

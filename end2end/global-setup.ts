@@ -1,4 +1,5 @@
-// Waits until the server answers /healthz: cargo-leptos starts it and the suite together.
+// Waits until the app answers: cargo-leptos (or scripts/e2e-csr.sh) starts it and the suite
+// together. Polls /api/me, which only answers JSON once the server behind any proxy is up.
 import type { FullConfig } from '@playwright/test';
 
 export default async function globalSetup(config: FullConfig) {
@@ -7,8 +8,8 @@ export default async function globalSetup(config: FullConfig) {
   let last = 'no answer';
   while (Date.now() < deadline) {
     try {
-      const response = await fetch(`${baseURL}/healthz`);
-      if (response.ok) return;
+      const response = await fetch(`${baseURL}/api/me`);
+      if (response.ok && (response.headers.get('content-type') ?? '').includes('json')) return;
       last = `HTTP ${response.status}`;
     } catch (error) {
       last = String(error);

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs what `make run` / `make test` need, only when it is missing or at the wrong version.
 # Idempotent and quick when everything is present: each step checks a version before installing.
-# Usage: scripts/ensure-tools.sh [build|browser|all]   (default: all)
+# Usage: scripts/ensure-tools.sh [build|csr|all]   (default: all)
+#   build: what `make run` needs (wasm target, cargo-leptos, wasm-bindgen CLI, wasm-opt)
+#   csr:   build + Trunk, for the client-side-rendered build
+#   all:   csr + Chromium, brotli and Playwright's npm package, for `make test`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what="${1:-all}"
 CARGO_LEPTOS_VERSION=0.3.10
+TRUNK_VERSION=0.21.14
 # Must equal the wasm-bindgen crate version pinned with `=` in Cargo.toml (checked below).
 WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' Cargo.toml)
 
@@ -38,9 +42,14 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGE
   cargo install "wasm-bindgen-cli@$WASM_BINDGEN_VERSION" --force
 fi
 
+if [ "$what" != build ] && [ "$(trunk --version 2>/dev/null | awk '{print $2}')" != "$TRUNK_VERSION" ]; then
+  log "installing trunk $TRUNK_VERSION (about 6 minutes on 2 cores)"
+  cargo install "trunk@$TRUNK_VERSION" --locked
+fi
+
 # --- Debian packages -----------------------------------------------------------------------------
 apt_missing binaryen          # wasm-opt, used by cargo-leptos for release builds
-if [ "$what" != build ]; then
+if [ "$what" = all ]; then
   apt_missing chromium        # Playwright drives Debian's Chromium; never a downloaded browser
   apt_missing brotli          # wasm size report
 fi
@@ -52,7 +61,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # --- npm packages for Playwright -----------------------------------------------------------------
-if [ "$what" != build ]; then
+if [ "$what" = all ]; then
   if [ ! -d end2end/node_modules/@playwright/test ] \
      || ! (cd end2end && npm ls --depth=0 >/dev/null 2>&1); then
     log "installing end2end npm packages"

@@ -1,7 +1,7 @@
 import { expect, test } from '@playwright/test';
 import { COOKIE, PASSWORD, fillCredentials, openApp, uniqueName } from './helpers';
 
-test('create account → sign out → sign in → sign out, with no navigation or reload', async ({ page, context, request }) => {
+test('create account → sign out → sign in → sign out, with no navigation or reload @core', async ({ page, context, request }) => {
   const username = uniqueName('e2e');
   const mainFrameNavigations: string[] = [];
   page.on('framenavigated', (frame) => {
@@ -76,7 +76,7 @@ test('the signed-in state is rendered on the server, with no flash of the signed
   await expect(page.getByText(`Signed in as ${username}`)).toBeVisible();
 });
 
-test('a wrong password is reported inline and nothing navigates', async ({ page }) => {
+test('a wrong password is reported inline and nothing navigates @core', async ({ page }) => {
   const username = uniqueName('bad');
   await openApp(page);
   const create = await fillCredentials(page, 'Create account', username);

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs the core Playwright flow (tests tagged @core) against the client-side-rendered build:
+# a `server` on a fresh SQLite file, `trunk serve` in front of it proxying /api, Chromium on
+# Trunk's port. Everything listens on loopback and is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SERVER_PORT=${CSR_SERVER_PORT:-3100}
+TRUNK_PORT=${CSR_TRUNK_PORT:-8180}
+work="$PWD/target/e2e-csr"
+rm -rf "$work" && mkdir -p "$work"
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+cargo build -p server
+echo "[csr] building the SPA with Trunk (offline, installed wasm-bindgen)"
+trunk build --offline --dist "$work/dist"
+
+# The proxy forwards the browser's Origin (Trunk's port) with its own Host: tell the server.
+DATABASE_URL="sqlite://$work/signoff.db" LEPTOS_SITE_ADDR="127.0.0.1:$SERVER_PORT" \
+  SITE_ORIGIN="http://127.0.0.1:$TRUNK_PORT" RUST_LOG=warn \
+  ./target/debug/server > "$work/server.log" 2>&1 &
+pids+=($!)
+
+trunk serve --offline --no-autoreload --dist "$work/dist" --port "$TRUNK_PORT" \
+  --proxy-backend "http://127.0.0.1:$SERVER_PORT/api/" > "$work/trunk.log" 2>&1 &
+pids+=($!)
+
+cd end2end
+SIGNOFF_URL="http://127.0.0.1:$TRUNK_PORT" npx playwright test --grep @core
