@@ -109,11 +109,31 @@ impl Database {
     }
 
     /// Brings the schema up to date. Runs at every start; already-applied migrations are skipped.
-    /// On PostgreSQL sqlx holds an advisory lock meanwhile, so instances may start together.
+    ///
+    /// Instances may start together. On PostgreSQL sqlx holds an advisory lock while migrating.
+    /// On SQLite it has no lock, so two processes can both try the same migration; each
+    /// migration is applied in one transaction with its bookkeeping row, so the loser's attempt
+    /// rolls back, and running the migrator again finds the work done.
     pub async fn migrate(&self) -> Result<(), DatabaseSetupError> {
         match self {
-            Database::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
-            Database::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
+            Database::Postgres(pool) => {
+                sqlx::migrate!("../migrations/postgres").run(pool).await?;
+            }
+            Database::Sqlite(pool) => {
+                let migrator = sqlx::migrate!("../migrations/sqlite");
+                let mut attempt = 1;
+                loop {
+                    match migrator.run(pool).await {
+                        Ok(()) => break,
+                        Err(error) if attempt < 5 => {
+                            tracing::info!(%error, attempt, "migration raced another instance; retrying");
+                            tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                            attempt += 1;
+                        }
+                        Err(error) => return Err(error.into()),
+                    }
+                }
+            }
         }
         Ok(())
     }

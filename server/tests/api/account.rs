@@ -196,21 +196,9 @@ async fn password_change_ends_other_sessions_and_rotates_this_one() {
     assert_eq!(app.me(Some(&laptop)).await, None);
     assert_eq!(app.me(Some(&rotated)).await.as_deref(), Some("alice"));
 
-    let old = app
-        .post(
-            "/api/login",
-            &[("username", "alice"), ("password", PASSWORD)],
-            None,
-        )
-        .await;
+    let old = app.login_attempt("alice", PASSWORD).await;
     assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
-    let new = app
-        .post(
-            "/api/login",
-            &[("username", "alice"), ("password", new_password)],
-            None,
-        )
-        .await;
+    let new = app.login_attempt("alice", new_password).await;
     assert_eq!(new.status(), StatusCode::OK);
 }
 
@@ -218,13 +206,7 @@ async fn password_change_ends_other_sessions_and_rotates_this_one() {
 async fn recent_activity_records_the_events_with_hashed_session_ids() {
     let app = spawn_app().await;
     let laptop = app.register("alice").await;
-    let bad = app
-        .post(
-            "/api/login",
-            &[("username", "ALICE"), ("password", "wrong but long enough")],
-            None,
-        )
-        .await;
+    let bad = app.login_attempt("ALICE", "wrong but long enough").await;
     assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
     let phone = app.login("alice").await;
     app.post("/api/logout", &[], Some(&phone)).await;

@@ -49,13 +49,7 @@ async fn foreign_origin_or_cross_site_fetch_is_403_and_changes_nothing() {
         Some("alice"),
         "still signed in"
     );
-    let login = app
-        .post(
-            "/api/login",
-            &[("username", "mallory"), ("password", PASSWORD)],
-            None,
-        )
-        .await;
+    let login = app.login_attempt("mallory", PASSWORD).await;
     assert_eq!(
         login.status(),
         StatusCode::UNAUTHORIZED,

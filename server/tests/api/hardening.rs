@@ -8,13 +8,7 @@ use crate::helpers::*;
 async fn oversized_bodies_are_413_before_anything_is_parsed() {
     let app = spawn_app().await;
     let huge = "x".repeat(20 * 1024);
-    let response = app
-        .post(
-            "/api/login",
-            &[("username", "alice"), ("password", &huge)],
-            None,
-        )
-        .await;
+    let response = app.login_attempt("alice", &huge).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_body(response).await.0, "too_large");
 
@@ -153,13 +147,7 @@ async fn database_down_during_login_is_503_and_sets_no_session() {
     let app = spawn_app().await;
     app.register("alice").await;
     app.db.close().await;
-    let response = app
-        .post(
-            "/api/login",
-            &[("username", "alice"), ("password", PASSWORD)],
-            None,
-        )
-        .await;
+    let response = app.login_attempt("alice", PASSWORD).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(session_set_cookie(&response).is_none());
 }

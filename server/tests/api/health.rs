@@ -22,12 +22,7 @@ async fn database_down_is_503_json_not_500() {
     app.db.close().await;
     for response in [
         app.get("/api/me", Some(&cookie)).await,
-        app.post(
-            "/api/login",
-            &[("username", "alice"), ("password", PASSWORD)],
-            None,
-        )
-        .await,
+        app.login_attempt("alice", PASSWORD).await,
     ] {
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         let (code, message) = error_body(response).await;

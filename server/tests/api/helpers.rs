@@ -250,15 +250,29 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
+    /// `POST /api/login` with these credentials and no cookie.
+    pub async fn login_attempt(&self, username: &str, password: &str) -> Response {
+        self.post(
+            "/api/login",
+            &[("username", username), ("password", password)],
+            None,
+        )
+        .await
+    }
+
+    /// `POST /api/register` with these credentials and no cookie.
+    pub async fn register_attempt(&self, username: &str, password: &str) -> Response {
+        self.post(
+            "/api/register",
+            &[("username", username), ("password", password)],
+            None,
+        )
+        .await
+    }
+
     /// Signs `name` in (password [`PASSWORD`]) and returns the new session cookie value.
     pub async fn login(&self, name: &str) -> String {
-        let response = self
-            .post(
-                "/api/login",
-                &[("username", name), ("password", PASSWORD)],
-                None,
-            )
-            .await;
+        let response = self.login_attempt(name, PASSWORD).await;
         assert_eq!(response.status(), StatusCode::OK, "login {name}");
         session_cookie(&response).expect("login sets a session cookie")
     }
@@ -272,13 +286,7 @@ impl TestApp {
 
     /// Registers `name` and returns its session cookie value.
     pub async fn register(&self, name: &str) -> String {
-        let response = self
-            .post(
-                "/api/register",
-                &[("username", name), ("password", PASSWORD)],
-                None,
-            )
-            .await;
+        let response = self.register_attempt(name, PASSWORD).await;
         assert_eq!(response.status(), StatusCode::OK, "register {name}");
         session_cookie(&response).expect("register sets a session cookie")
     }

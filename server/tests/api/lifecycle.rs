@@ -10,13 +10,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn idle_timeout_ends_an_unused_session_whatever_the_cookie_says() {
     let app = spawn_app_with(&[("SESSION_IDLE_TIMEOUT", "2")]).await;
-    let response = app
-        .post(
-            "/api/register",
-            &[("username", "alice"), ("password", PASSWORD)],
-            None,
-        )
-        .await;
+    let response = app.register_attempt("alice", PASSWORD).await;
     let set_cookie = session_set_cookie(&response).unwrap();
     let max_age: i64 = attributes(&set_cookie)
         .iter()

@@ -7,13 +7,7 @@ async fn login_made_in_a_server_function_is_persisted() {
     // axum-login#144: a login performed through `leptos_axum::extract` must reach the store.
     let app = spawn_app().await;
     app.register("alice").await;
-    let response = app
-        .post(
-            "/api/login",
-            &[("username", "alice"), ("password", PASSWORD)],
-            None,
-        )
-        .await;
+    let response = app.login_attempt("alice", PASSWORD).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(cache_control(&response).as_deref(), Some("no-store"));
     let cookie = session_cookie(&response).expect("login sets a cookie");
@@ -71,13 +65,7 @@ async fn every_bad_credential_gets_the_same_401() {
         ("alice", ""),
         ("alice", &"x".repeat(500)),
     ] {
-        let response = app
-            .post(
-                "/api/login",
-                &[("username", username), ("password", password)],
-                None,
-            )
-            .await;
+        let response = app.login_attempt(username, password).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{username}");
         assert!(session_cookie(&response).is_none(), "no session on failure");
         answers.push(error_body(response).await);
@@ -90,13 +78,7 @@ async fn every_bad_credential_gets_the_same_401() {
 async fn username_matching_ignores_case_and_surrounding_space() {
     let app = spawn_app().await;
     app.register("Alice").await;
-    let response = app
-        .post(
-            "/api/login",
-            &[("username", "  aLICE "), ("password", PASSWORD)],
-            None,
-        )
-        .await;
+    let response = app.login_attempt("  aLICE ", PASSWORD).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 

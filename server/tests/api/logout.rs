@@ -66,15 +66,7 @@ async fn logout_accepts_post_only() {
 async fn logout_ends_only_the_current_session() {
     let app = spawn_app().await;
     let laptop = app.register("alice").await;
-    let phone = session_cookie(
-        &app.post(
-            "/api/login",
-            &[("username", "alice"), ("password", PASSWORD)],
-            None,
-        )
-        .await,
-    )
-    .unwrap();
+    let phone = session_cookie(&app.login_attempt("alice", PASSWORD).await).unwrap();
     app.post("/api/logout", &[], Some(&laptop)).await;
     assert_eq!(app.me(Some(&laptop)).await, None);
     assert_eq!(app.me(Some(&phone)).await.as_deref(), Some("alice"));

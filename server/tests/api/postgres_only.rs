@@ -84,13 +84,7 @@ async fn database_outage_is_503_and_recovery_keeps_everyone_signed_in() {
         "sign-out reports failure"
     );
     assert!(session_cookie(&logout).is_none());
-    let login = app
-        .post(
-            "/api/login",
-            &[("username", "alice"), ("password", PASSWORD)],
-            None,
-        )
-        .await;
+    let login = app.login_attempt("alice", PASSWORD).await;
     assert_eq!(login.status(), StatusCode::SERVICE_UNAVAILABLE);
     tokio::time::sleep(Duration::from_millis(1_500)).await;
 

@@ -6,13 +6,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn register_creates_the_user_and_signs_in() {
     let app = spawn_app().await;
-    let response = app
-        .post(
-            "/api/register",
-            &[("username", "alice"), ("password", PASSWORD)],
-            None,
-        )
-        .await;
+    let response = app.register_attempt("alice", PASSWORD).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(cache_control(&response).as_deref(), Some("no-store"));
     let set_cookie = session_set_cookie(&response).expect("session cookie set");
@@ -45,13 +39,7 @@ async fn register_creates_the_user_and_signs_in() {
 #[tokio::test]
 async fn cookie_is_secure_when_configured() {
     let app = spawn_app_with(&[("COOKIE_SECURE", "true")]).await;
-    let response = app
-        .post(
-            "/api/register",
-            &[("username", "alice"), ("password", PASSWORD)],
-            None,
-        )
-        .await;
+    let response = app.register_attempt("alice", PASSWORD).await;
     let set_cookie = session_set_cookie(&response).unwrap();
     assert!(
         attributes(&set_cookie).contains(&"secure".into()),
@@ -62,25 +50,13 @@ async fn cookie_is_secure_when_configured() {
 #[tokio::test]
 async fn usernames_are_trimmed_and_unique_regardless_of_case() {
     let app = spawn_app().await;
-    let response = app
-        .post(
-            "/api/register",
-            &[("username", "  Bob "), ("password", PASSWORD)],
-            None,
-        )
-        .await;
+    let response = app.register_attempt("  Bob ", PASSWORD).await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["username"], "Bob");
 
     for taken in ["bob", " BOB ", "Bob"] {
-        let response = app
-            .post(
-                "/api/register",
-                &[("username", taken), ("password", PASSWORD)],
-                None,
-            )
-            .await;
+        let response = app.register_attempt(taken, PASSWORD).await;
         assert_eq!(response.status(), StatusCode::CONFLICT, "{taken:?}");
         assert!(session_cookie(&response).is_none());
         let (code, _) = error_body(response).await;
@@ -125,13 +101,7 @@ async fn invalid_input_is_400_with_a_json_message_and_changes_nothing() {
         assert!(!message.is_empty(), "{what}");
     }
     // Nothing was created: the name is still free.
-    let response = app
-        .post(
-            "/api/register",
-            &[("username", "alice"), ("password", PASSWORD)],
-            None,
-        )
-        .await;
+    let response = app.register_attempt("alice", PASSWORD).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 

@@ -61,13 +61,7 @@ async fn soak_two_instances_many_users() {
                 }
             };
             while Instant::now() < deadline {
-                let login = first
-                    .post(
-                        "/api/login",
-                        &[("username", &name), ("password", PASSWORD)],
-                        None,
-                    )
-                    .await;
+                let login = first.login_attempt(&name, PASSWORD).await;
                 count(login.status());
                 let Some(cookie) = session_cookie(&login) else {
                     continue;

@@ -8,12 +8,7 @@ use reqwest::StatusCode;
 use crate::helpers::*;
 
 async fn attempt(app: &TestApp, username: &str, password: &str) -> reqwest::Response {
-    app.post(
-        "/api/login",
-        &[("username", username), ("password", password)],
-        None,
-    )
-    .await
+    app.login_attempt(username, password).await
 }
 
 async fn assert_throttled(response: reqwest::Response) {
@@ -32,11 +27,11 @@ async fn ten_failures_for_an_account_lock_it_even_for_the_right_password() {
     let app = spawn_app().await;
     app.register("alice").await;
     for i in 0..10 {
-        let response = attempt(&app, "alice", "wrong but long enough").await;
+        let response = app.login_attempt("alice", "wrong but long enough").await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
     }
-    assert_throttled(attempt(&app, "alice", PASSWORD).await).await;
-    assert_throttled(attempt(&app, " ALICE ", PASSWORD).await).await;
+    assert_throttled(app.login_attempt("alice", PASSWORD).await).await;
+    assert_throttled(app.login_attempt(" ALICE ", PASSWORD).await).await;
     // Existing sessions are unaffected; only sign-in is throttled.
 }
 
@@ -46,20 +41,20 @@ async fn successful_logins_do_not_count() {
     app.register("alice").await;
     for _ in 0..15 {
         assert_eq!(
-            attempt(&app, "alice", PASSWORD).await.status(),
+            app.login_attempt("alice", PASSWORD).await.status(),
             StatusCode::OK
         );
     }
     for _ in 0..9 {
         assert_eq!(
-            attempt(&app, "alice", "wrong but long enough")
+            app.login_attempt("alice", "wrong but long enough")
                 .await
                 .status(),
             StatusCode::UNAUTHORIZED
         );
     }
     assert_eq!(
-        attempt(&app, "alice", PASSWORD).await.status(),
+        app.login_attempt("alice", PASSWORD).await.status(),
         StatusCode::OK
     );
 }
@@ -69,13 +64,13 @@ async fn unknown_usernames_are_throttled_exactly_like_real_ones() {
     let app = spawn_app().await;
     for _ in 0..10 {
         assert_eq!(
-            attempt(&app, "ghost", "wrong but long enough")
+            app.login_attempt("ghost", "wrong but long enough")
                 .await
                 .status(),
             StatusCode::UNAUTHORIZED
         );
     }
-    assert_throttled(attempt(&app, "ghost", PASSWORD).await).await;
+    assert_throttled(app.login_attempt("ghost", PASSWORD).await).await;
 }
 
 #[tokio::test]
@@ -83,23 +78,25 @@ async fn one_address_guessing_many_accounts_is_throttled() {
     let app = spawn_app().await;
     app.register("alice").await;
     for i in 0..10 {
-        let response = attempt(&app, &format!("user{i}"), "wrong but long enough").await;
+        let response = app
+            .login_attempt(&format!("user{i}"), "wrong but long enough")
+            .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
     // A fresh account name, but the same client address.
-    assert_throttled(attempt(&app, "alice", PASSWORD).await).await;
+    assert_throttled(app.login_attempt("alice", PASSWORD).await).await;
 }
 
 #[tokio::test]
 async fn throttling_expires_with_its_window() {
     let app = spawn_app_with(&[("LOGIN_MAX_FAILURES", "2"), ("LOGIN_THROTTLE_WINDOW", "2")]).await;
     app.register("alice").await;
-    attempt(&app, "alice", "wrong but long enough").await;
-    attempt(&app, "alice", "wrong but long enough").await;
-    assert_throttled(attempt(&app, "alice", PASSWORD).await).await;
+    app.login_attempt("alice", "wrong but long enough").await;
+    app.login_attempt("alice", "wrong but long enough").await;
+    assert_throttled(app.login_attempt("alice", PASSWORD).await).await;
     tokio::time::sleep(Duration::from_millis(2_200)).await;
     assert_eq!(
-        attempt(&app, "alice", PASSWORD).await.status(),
+        app.login_attempt("alice", PASSWORD).await.status(),
         StatusCode::OK
     );
 }
@@ -114,10 +111,11 @@ async fn unknown_user_and_wrong_password_take_similar_time() {
     let mut unknown = Vec::new();
     for i in 0..15 {
         let started = Instant::now();
-        attempt(&app, "alice", "wrong but long enough").await;
+        app.login_attempt("alice", "wrong but long enough").await;
         known.push(started.elapsed());
         let started = Instant::now();
-        attempt(&app, &format!("nobody{i}"), "wrong but long enough").await;
+        app.login_attempt(&format!("nobody{i}"), "wrong but long enough")
+            .await;
         unknown.push(started.elapsed());
     }
     known.sort();
@@ -140,7 +138,7 @@ async fn a_burst_of_logins_does_not_block_other_requests() {
         .map(|_| {
             let app = app.clone();
             tokio::spawn(async move {
-                attempt(&app, "alice", "wrong but long enough").await;
+                app.login_attempt("alice", "wrong but long enough").await;
                 Instant::now()
             })
         })
