@@ -16,5 +16,5 @@ export default async function globalSetup(config: FullConfig) {
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  throw new Error(`Signoff did not become healthy at ${baseURL} within 60 s (${last})`);
+  throw new Error(`Signoff did not answer /api/me at ${baseURL} within 60 s (${last})`);
 }

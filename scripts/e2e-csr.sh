@@ -18,8 +18,26 @@ cleanup() {
 trap cleanup EXIT
 
 cargo build -p server
+
+# A Trunk config of the test's own: the project's Trunk.toml proxies to :3000, this one to the
+# test server (Trunk refuses two proxies for one path).
+cat > "$work/Trunk.toml" <<TOML
+[build]
+target = "$PWD/index.html"
+dist = "$work/dist"
+offline = true
+
+[serve]
+addresses = ["127.0.0.1"]
+port = $TRUNK_PORT
+open = false
+
+[[proxy]]
+backend = "http://127.0.0.1:$SERVER_PORT/api/"
+TOML
+
 echo "[csr] building the SPA with Trunk (offline, installed wasm-bindgen)"
-trunk build --offline --dist "$work/dist"
+trunk --config "$work/Trunk.toml" build
 
 # The proxy forwards the browser's Origin (Trunk's port) with its own Host: tell the server.
 DATABASE_URL="sqlite://$work/signoff.db" LEPTOS_SITE_ADDR="127.0.0.1:$SERVER_PORT" \
@@ -27,8 +45,7 @@ DATABASE_URL="sqlite://$work/signoff.db" LEPTOS_SITE_ADDR="127.0.0.1:$SERVER_POR
   ./target/debug/server > "$work/server.log" 2>&1 &
 pids+=($!)
 
-trunk serve --offline --no-autoreload --dist "$work/dist" --port "$TRUNK_PORT" \
-  --proxy-backend "http://127.0.0.1:$SERVER_PORT/api/" > "$work/trunk.log" 2>&1 &
+trunk --config "$work/Trunk.toml" serve --no-autoreload > "$work/trunk.log" 2>&1 &
 pids+=($!)
 
 cd end2end
