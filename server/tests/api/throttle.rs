@@ -7,10 +7,6 @@ use reqwest::StatusCode;
 
 use crate::helpers::*;
 
-async fn attempt(app: &TestApp, username: &str, password: &str) -> reqwest::Response {
-    app.login_attempt(username, password).await
-}
-
 async fn assert_throttled(response: reqwest::Response) {
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry_after: u64 = header_value(&response, "retry-after")
