@@ -164,6 +164,20 @@ impl Store {
         })
     }
 
+    /// When a live session expires, or `None` if it has ended (deleted or expired). Read by the
+    /// event streams; never extends anything.
+    pub async fn expiry_of(&self, id: &Id) -> Result<Option<OffsetDateTime>, sqlx::Error> {
+        on_db!(&self.db, |pool| {
+            sqlx::query_scalar(
+                "SELECT expiry_date FROM tower_sessions WHERE id = $1 AND expiry_date > $2",
+            )
+            .bind(id.to_string())
+            .bind(OffsetDateTime::now_utc())
+            .fetch_optional(pool)
+            .await
+        })
+    }
+
     /// Deletes one session of a user by its public handle. Returns whether there was one.
     pub async fn delete_by_handle(&self, user_id: i64, handle: &str) -> Result<bool, sqlx::Error> {
         let deleted = on_db!(&self.db, |pool| {
@@ -348,12 +362,18 @@ pub async fn mark_started(
 /// Middleware: slides the idle timeout forward for a signed-in session, never past the absolute
 /// timeout. Expired sessions are never loaded (the store filters on `expiry_date`), so the server
 /// enforces both timeouts whatever the cookie says.
+///
+/// Opening the event stream is not activity: a page left open must not keep an idle session
+/// alive (it reconnects after network blips and server restarts, with no person involved).
 pub async fn refresh_expiry(
     axum::extract::State(settings): axum::extract::State<SessionSettings>,
     session: Session,
     request: Request,
     next: Next,
 ) -> Response {
+    if request.uri().path() == crate::auth::live::EVENTS_PATH {
+        return next.run(request).await;
+    }
     if let Err(error) = refresh(&session, &settings).await {
         // The store could not be read: the rest of the stack sees no session, and the request
         // fails or proceeds signed out rather than with stale state.

@@ -3,7 +3,11 @@
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 
-use crate::{auth::ssr::throttle::ThrottleSettings, db::Database, session::SessionSettings};
+use crate::{
+    auth::ssr::{events::Hub, throttle::ThrottleSettings},
+    db::Database,
+    session::SessionSettings,
+};
 
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -14,6 +18,8 @@ pub struct AppState {
     /// The site's public origin (`SITE_ORIGIN`, e.g. `https://app.example.com`). When unset, a
     /// request's `Origin` must match its own `Host`.
     pub site_origin: Option<String>,
+    /// Tells open pages, on every instance, that their session ended.
+    pub events: Hub,
 }
 
 impl FromRef<AppState> for LeptosOptions {

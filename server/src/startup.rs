@@ -4,7 +4,10 @@
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use app::{
-    auth::ssr::{password::Hasher, Backend},
+    auth::{
+        live::EVENTS_PATH,
+        ssr::{events, events::Hub, password::Hasher, Backend},
+    },
     db::{Database, DatabaseSetupError},
     error::AppError,
     session::{self, Store},
@@ -65,6 +68,7 @@ impl Application {
         }
 
         let state = AppState {
+            events: Hub::new(&db),
             leptos_options,
             db,
             sessions: settings.sessions,
@@ -97,6 +101,13 @@ impl Application {
             Store::new(&self.state.db),
             self.sweep_interval,
         ));
+        let relay = tokio::spawn(self.state.events.clone().relay());
+        // Open event streams would hold a graceful shutdown forever: end them first.
+        let hub = self.state.events.clone();
+        let shutdown = async move {
+            shutdown.await;
+            hub.close();
+        };
         // Connect info gives server functions the client address (audit trail, throttling).
         let served = axum::serve(
             self.listener,
@@ -106,6 +117,7 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await;
         sweeper.abort();
+        relay.abort();
         served
     }
 }
@@ -148,6 +160,8 @@ pub async fn router(state: AppState) -> Result<Router, StartupError> {
     )];
 
     Ok(Router::new()
+        // Not a server function: an event stream the browser holds open (`auth::live`).
+        .route(EVENTS_PATH, get(events::stream))
         .leptos_routes(&state, routes, {
             let options = options.clone();
             move || shell(options.clone())

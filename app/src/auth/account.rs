@@ -54,7 +54,7 @@ pub async fn change_password(
     current_password: String,
     new_password: String,
 ) -> Result<(), AppError> {
-    use super::ssr::{audit, current_handle, request_meta, require_user, throttle};
+    use super::ssr::{audit, current_handle, events, request_meta, require_user, throttle};
 
     let mut auth = super::ssr::auth_session().await?;
     let user = require_user(&auth)?;
@@ -82,6 +82,16 @@ pub async fn change_password(
             tracing::error!(%error, "could not end other sessions");
             AppError::unavailable()
         })?;
+    state
+        .events
+        .publish(events::SessionsEnded {
+            user_id: user.id,
+            session: None,
+            except: keep.clone(),
+            by: keep.clone(),
+            reason: super::live::EndReason::PasswordChanged,
+        })
+        .await;
     // This session: a new id for the changed privilege, and the new auth hash.
     auth.session.cycle_id().await?;
     auth.login(&updated).await?;

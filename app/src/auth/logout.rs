@@ -1,9 +1,12 @@
 //! Every way a session ends: sign-out, revoking one session, signing out everywhere. This is
-//! where logout happens, from the server functions down to the deleted rows and the cleared
-//! cookie. The buttons that call them are in `ui.rs` and `security_ui.rs`.
+//! where logout happens, from the server functions down to the deleted rows, the cleared cookie
+//! and the news sent to the session's other open pages. The buttons that call them are in
+//! `ui.rs` and `security_ui.rs`; how the news reaches other tabs and devices is `live.rs`.
 
 use leptos::prelude::*;
 
+#[cfg(feature = "ssr")]
+use super::live::EndReason;
 use crate::error::AppError;
 
 /// `POST /api/logout`: ends the current session. Always 2xx when the session is gone afterwards,
@@ -14,7 +17,7 @@ pub async fn logout() -> Result<(), AppError> {
 
     let mut auth = super::ssr::auth_session().await?;
     let state = super::ssr::app_state()?;
-    let ended = end_session(&mut auth, &state.sessions).await?;
+    let ended = end_session(&mut auth, &state, EndReason::SignedOut).await?;
     if let Some(user_id) = ended.user_id {
         audit::record(
             &state.db,
@@ -31,7 +34,7 @@ pub async fn logout() -> Result<(), AppError> {
 /// `POST /api/logout_all`: ends every session of the user, this one included.
 #[server(prefix = "/api", endpoint = "logout_all")]
 pub async fn logout_all() -> Result<(), AppError> {
-    use super::ssr::{audit, request_meta, require_user};
+    use super::ssr::{audit, events::SessionsEnded, request_meta, require_user};
 
     let mut auth = super::ssr::auth_session().await?;
     let user = require_user(&auth)?;
@@ -40,7 +43,18 @@ pub async fn logout_all() -> Result<(), AppError> {
         .delete_for_user(user.id, None)
         .await
         .map_err(unavailable)?;
-    let ended = end_session(&mut auth, &state.sessions).await?;
+    let ended = end_session(&mut auth, &state, EndReason::SignedOutEverywhere).await?;
+    // This session's pages were told by `end_session`; now every other session's.
+    state
+        .events
+        .publish(SessionsEnded {
+            user_id: user.id,
+            session: None,
+            except: ended.handle.clone(),
+            by: ended.handle.clone(),
+            reason: EndReason::SignedOutEverywhere,
+        })
+        .await;
     tracing::info!(
         user_id = user.id,
         sessions = others,
@@ -61,20 +75,32 @@ pub async fn logout_all() -> Result<(), AppError> {
 /// `GET /api/sessions` lists. 404 for a handle that is not one of the user's live sessions.
 #[server(prefix = "/api", endpoint = "revoke_session")]
 pub async fn revoke_session(id: String) -> Result<(), AppError> {
-    use super::ssr::{audit, current_handle, request_meta, require_user};
+    use super::ssr::{audit, current_handle, events::SessionsEnded, request_meta, require_user};
 
     let mut auth = super::ssr::auth_session().await?;
     let user = require_user(&auth)?;
     let state = super::ssr::app_state()?;
     let tag = id.get(..16).map(str::to_owned);
-    if current_handle(&auth).as_deref() == Some(id.as_str()) {
+    let current = current_handle(&auth);
+    if current.as_deref() == Some(id.as_str()) {
         // Revoking the session in hand is signing out, cookie and all.
-        end_session(&mut auth, &state.sessions).await?;
-    } else if !crate::session::Store::new(&state.db)
+        end_session(&mut auth, &state, EndReason::Revoked).await?;
+    } else if crate::session::Store::new(&state.db)
         .delete_by_handle(user.id, &id)
         .await
         .map_err(unavailable)?
     {
+        state
+            .events
+            .publish(SessionsEnded {
+                user_id: user.id,
+                session: Some(id.clone()),
+                except: None,
+                by: current,
+                reason: EndReason::Revoked,
+            })
+            .await;
+    } else {
         return Err(AppError::not_found("session"));
     }
     audit::record(
@@ -93,6 +119,8 @@ pub async fn revoke_session(id: String) -> Result<(), AppError> {
 #[derive(Debug, Default)]
 pub struct Ended {
     pub user_id: Option<i64>,
+    /// The public handle of the session, if there was one.
+    pub handle: Option<String>,
     /// The hashed tag of the session (for logs and the audit trail), if there was one.
     pub tag: Option<String>,
 }
@@ -110,13 +138,16 @@ pub struct Ended {
 ///    no cookie: there is nothing to clear. `Clear-Site-Data: "cookies", "storage"` tells the
 ///    browser to drop the rest of the site's cookies and storage too (not `"cache"`: Chrome
 ///    stalls on it).
+/// 4. **Tell the session's other pages** (other tabs holding the same cookie, on any instance):
+///    their event streams get `session-ended` with `reason`.
 ///
 /// If step 2 fails the error is returned before step 3: the session still exists on the server,
 /// and the client must hear that sign-out failed rather than see its cookie vanish.
 #[cfg(feature = "ssr")]
 pub async fn end_session(
     auth: &mut super::ssr::AuthSession,
-    settings: &crate::session::SessionSettings,
+    state: &crate::state::AppState,
+    reason: EndReason,
 ) -> Result<Ended, AppError> {
     let cookies = leptos_axum::extract::<tower_cookies::Cookies>()
         .await
@@ -125,10 +156,11 @@ pub async fn end_session(
             AppError::internal()
         })?;
     let tag = auth.session.id().map(|id| crate::session::tag(&id));
+    let handle = super::ssr::current_handle(auth);
 
     let user = auth.logout().await?;
 
-    cookies.remove(crate::session::removal_cookie(settings));
+    cookies.remove(crate::session::removal_cookie(&state.sessions));
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.insert_header(
             http::header::HeaderName::from_static("clear-site-data"),
@@ -140,8 +172,21 @@ pub async fn end_session(
         session = tag.as_deref().unwrap_or("none"),
         "signed out"
     );
+    if let (Some(user), Some(handle)) = (&user, &handle) {
+        state
+            .events
+            .publish(super::ssr::events::SessionsEnded {
+                user_id: user.id,
+                session: Some(handle.clone()),
+                except: None,
+                by: Some(handle.clone()),
+                reason,
+            })
+            .await;
+    }
     Ok(Ended {
         user_id: user.map(|user| user.id),
+        handle,
         tag,
     })
 }

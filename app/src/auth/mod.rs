@@ -1,6 +1,7 @@
 //! Accounts and sign-in state: the `User` the browser sees, the server functions, and the UI.
 
 mod account;
+pub mod live;
 mod login;
 mod logout;
 pub mod security_ui;

@@ -4,6 +4,7 @@
 use leptos::{ev::SubmitEvent, prelude::*};
 
 use super::{
+    live::EndReason,
     change_password, list_sessions, logout_all, recent_activity, revoke_session, ui::AuthState,
     validate, ActivityEntry, SessionInfo,
 };
@@ -49,7 +50,7 @@ pub fn SecurityPanel() -> impl IntoView {
     let everywhere = Action::new(move |_: &()| async move {
         let result = logout_all().await;
         if result.is_ok() {
-            auth.signed_out("You signed out everywhere.");
+            auth.ended_here(EndReason::SignedOutEverywhere, "You signed out everywhere.");
         }
         result
     });
@@ -155,6 +156,7 @@ fn ChangePasswordForm(on_changed: impl Fn() + Copy + Send + Sync + 'static) -> i
                 auth.notice.set(Some(
                     "Password changed. Your other sessions were signed out.".into(),
                 ));
+                auth.renewed();
                 on_changed();
             }
             result

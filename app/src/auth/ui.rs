@@ -5,7 +5,11 @@ use leptos::{either::EitherOf3, ev::SubmitEvent, prelude::*};
 
 use leptos::server_fn::ServerFn;
 
-use super::{current_user, login, logout, register, validate, Login, Logout, Register, User};
+use super::{
+    current_user,
+    live::{self, EndReason, TabMessage},
+    login, logout, register, validate, Login, Logout, Register, User,
+};
 use crate::error::AppError;
 
 type UserResult = Result<Option<User>, AppError>;
@@ -18,6 +22,8 @@ pub struct AuthState {
     pub user: Resource<UserResult>,
     /// A short polite message for screen readers and eyes ("You signed out.").
     pub notice: RwSignal<Option<String>>,
+    /// Bumped when the session continues under a new id, so the event stream reopens with it.
+    pub renewals: RwSignal<u32>,
 }
 
 impl AuthState {
@@ -25,14 +31,47 @@ impl AuthState {
         Self {
             user: Resource::new_blocking(|| (), |_| current_user()),
             notice: RwSignal::new(None),
+            renewals: RwSignal::new(0),
         }
     }
 
+    // The two below are called by the browser client (`live`), not by the server build.
+    #[cfg_attr(not(feature = "browser"), allow(dead_code))]
+    pub(crate) fn is_signed_in(&self) -> bool {
+        matches!(self.user.get_untracked(), Some(Ok(Some(_))))
+    }
+
+    /// This tab signed in: show the user, and tell the other tabs (they share the cookie).
     pub(crate) fn signed_in(&self, user: User) {
         self.notice.set(None);
         self.user.set(Some(Ok(Some(user))));
+        live::tell_other_tabs(TabMessage::SignedIn);
     }
 
+    /// This tab ended the session: show the signed-out page, and tell the other tabs at once.
+    pub(crate) fn ended_here(&self, reason: EndReason, notice: &str) {
+        self.signed_out(notice);
+        live::tell_other_tabs(TabMessage::SignedOut(reason));
+    }
+
+    /// The session was ended by another tab, another device, or time. Only the first word
+    /// counts: a page already signed out keeps its notice.
+    #[cfg_attr(not(feature = "browser"), allow(dead_code))]
+    pub(crate) fn ended_elsewhere(&self, reason: EndReason, same_browser: bool) {
+        if self.is_signed_in() {
+            self.signed_out(reason.notice(same_browser));
+        }
+    }
+
+    /// This tab's session continues under a new id (password changed here).
+    pub(crate) fn renewed(&self) {
+        self.renewals.update(|n| *n += 1);
+        live::tell_other_tabs(TabMessage::Renewed);
+    }
+
+    /// Resets to the signed-out page. Everything the signed-in page held (the sessions and
+    /// activity resources, form contents) belongs to components that unmount here and are
+    /// dropped with them.
     pub(crate) fn signed_out(&self, notice: &str) {
         self.notice.set(Some(notice.to_owned()));
         self.user.set(Some(Ok(None)));
@@ -43,6 +82,7 @@ impl AuthState {
 pub fn AccountPanel() -> impl IntoView {
     let auth = AuthState::new();
     provide_context(auth);
+    live::follow(auth);
 
     view! {
         <p class="notice" role="status" aria-live="polite">{move || auth.notice.get()}</p>
@@ -79,7 +119,7 @@ fn SignedIn(user: User) -> impl IntoView {
     let sign_out = Action::new(move |_: &()| async move {
         let result = logout().await;
         if result.is_ok() {
-            auth.signed_out("You signed out.");
+            auth.ended_here(EndReason::SignedOut, "You signed out.");
         }
         result
     });

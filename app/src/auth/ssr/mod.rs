@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod backend;
 pub mod common_passwords;
+pub mod events;
 pub mod password;
 pub mod throttle;
 

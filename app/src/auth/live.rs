@@ -1,0 +1,366 @@
+//! Sign-out that reaches every open page at once, with no reload.
+//!
+//! Two paths, because they reach different places:
+//!
+//! * **Other tabs of this browser** share the cookie, so they share the session. The tab that
+//!   signs in or out says so on a `BroadcastChannel`; the others update their user signal in the
+//!   same event-loop turn, without asking the server.
+//! * **Other devices** hold other sessions. Each signed-in page keeps a server-sent-events stream
+//!   open (`GET /api/events`, opened with gloo-net's `EventSource`). When the server ends a
+//!   session (revoked, signed out everywhere, password changed, expired) it pushes
+//!   `session-ended` to that session's streams. The server side is `ssr::events`.
+//!
+//! The stream is only a messenger: it never extends a session (the server does not count it as
+//! activity), a cookie whose session is gone cannot open one (401), and when it breaks the page
+//! asks `GET /api/me` before reconnecting, with exponential backoff, so a dead session is noticed
+//! rather than retried forever.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a session ended: carried by the server's `session-ended` event and by the tab channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// `POST /api/logout` (only a holder of the cookie can do that: another tab of this browser).
+    SignedOut,
+    /// `POST /api/revoke_session` from another session.
+    Revoked,
+    /// `POST /api/logout_all`.
+    SignedOutEverywhere,
+    /// `POST /api/change_password` from another session.
+    PasswordChanged,
+    /// The idle or absolute timeout passed.
+    Expired,
+    /// The session is gone and the server cannot tell why (it may have missed the event).
+    Ended,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::SignedOut => "signed_out",
+            EndReason::Revoked => "revoked",
+            EndReason::SignedOutEverywhere => "signed_out_everywhere",
+            EndReason::PasswordChanged => "password_changed",
+            EndReason::Expired => "expired",
+            EndReason::Ended => "ended",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            EndReason::SignedOut,
+            EndReason::Revoked,
+            EndReason::SignedOutEverywhere,
+            EndReason::PasswordChanged,
+            EndReason::Expired,
+            EndReason::Ended,
+        ]
+        .into_iter()
+        .find(|reason| reason.as_str() == text)
+    }
+
+    /// What a page says when its session was ended by someone else. `same_browser` is true when
+    /// the session that did it is this one (so it was another tab of this browser).
+    pub fn notice(self, same_browser: bool) -> &'static str {
+        match (self, same_browser) {
+            (EndReason::SignedOut, _) | (EndReason::Revoked, true) => {
+                "You signed out in another tab."
+            }
+            (EndReason::SignedOutEverywhere, true) => "You signed out everywhere from another tab.",
+            (EndReason::SignedOutEverywhere, false) => {
+                "You signed out everywhere from another device."
+            }
+            (EndReason::Revoked, false) => "This session was ended from another device.",
+            (EndReason::PasswordChanged, _) => {
+                "Your password was changed on another device, so this session was ended."
+            }
+            (EndReason::Expired, _) => "Your session expired. Please sign in again.",
+            (EndReason::Ended, _) => "Your session has ended. Please sign in again.",
+        }
+    }
+}
+
+/// The data of a `session-ended` event: `{"reason": "revoked", "same_session": false}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEndedEvent {
+    pub reason: EndReason,
+    /// Whether the request that ended it carried this very session (another tab, same cookie).
+    pub same_session: bool,
+}
+
+/// What one tab tells the others on the `BroadcastChannel`. Plain strings, so any page of the
+/// site (or a test) can read and write them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TabMessage {
+    SignedIn,
+    SignedOut(EndReason),
+    /// The session continues under a new id (password changed here): reconnect the stream.
+    Renewed,
+}
+
+impl TabMessage {
+    pub fn encode(self) -> String {
+        match self {
+            TabMessage::SignedIn => "signed_in".into(),
+            TabMessage::SignedOut(reason) => format!("signed_out:{}", reason.as_str()),
+            TabMessage::Renewed => "renewed".into(),
+        }
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        match text {
+            "signed_in" => Some(TabMessage::SignedIn),
+            "renewed" => Some(TabMessage::Renewed),
+            _ => text
+                .strip_prefix("signed_out:")
+                .and_then(EndReason::parse)
+                .map(TabMessage::SignedOut),
+        }
+    }
+}
+
+/// The `BroadcastChannel` name the app's tabs share.
+pub const TAB_CHANNEL: &str = "signoff";
+/// Where a signed-in page listens for its session's end.
+pub const EVENTS_PATH: &str = "/api/events";
+
+/// Tells the app's other tabs in this browser. Does nothing on the server.
+pub fn tell_other_tabs(message: TabMessage) {
+    #[cfg(feature = "browser")]
+    client::post(message);
+    #[cfg(not(feature = "browser"))]
+    let _ = message;
+}
+
+/// Starts following the session in the browser: the tab channel and, while signed in, the
+/// event stream. Call once, in the component that owns [`super::ui::AuthState`].
+pub fn follow(auth: super::ui::AuthState) {
+    #[cfg(feature = "browser")]
+    client::follow(auth);
+    #[cfg(not(feature = "browser"))]
+    let _ = auth;
+}
+
+#[cfg(feature = "browser")]
+mod client {
+    use std::{cell::RefCell, time::Duration};
+
+    use futures::{
+        future::{AbortHandle, Abortable},
+        StreamExt,
+    };
+    use gloo_net::eventsource::futures::EventSource;
+    use leptos::{prelude::*, task::spawn_local};
+    use wasm_bindgen::{prelude::Closure, JsCast};
+
+    use super::{EndReason, SessionEndedEvent, TabMessage, EVENTS_PATH, TAB_CHANNEL};
+    use crate::auth::{current_user, ui::AuthState};
+
+    /// The longest wait between reconnection attempts.
+    const MAX_BACKOFF_MS: u32 = 30_000;
+
+    thread_local! {
+        /// This tab's end of the channel (the browser runs the app on one thread).
+        static CHANNEL: RefCell<Option<web_sys::BroadcastChannel>> = const { RefCell::new(None) };
+    }
+
+    pub(super) fn post(message: TabMessage) {
+        CHANNEL.with(|channel| {
+            if let Some(channel) = channel.borrow().as_ref() {
+                let _ = channel.post_message(&message.encode().into());
+            }
+        });
+    }
+
+    pub(super) fn follow(auth: AuthState) {
+        listen_to_other_tabs(auth);
+
+        // One stream while signed in; a new one when the session is renewed. Dropping the task
+        // (abort) drops the EventSource, which closes the connection.
+        let signed_in = Memo::new(move |_| matches!(auth.user.get(), Some(Ok(Some(_)))));
+        Effect::new(move |previous: Option<Option<AbortHandle>>| {
+            let _ = auth.renewals.get();
+            if let Some(Some(task)) = previous {
+                task.abort();
+            }
+            if !signed_in.get() {
+                set_status("off");
+                return None;
+            }
+            let (task, registration) = AbortHandle::new_pair();
+            spawn_local(async move {
+                let _ = Abortable::new(follow_stream(auth), registration).await;
+            });
+            Some(task)
+        });
+    }
+
+    fn listen_to_other_tabs(auth: AuthState) {
+        let Ok(channel) = web_sys::BroadcastChannel::new(TAB_CHANNEL) else {
+            // No BroadcastChannel (very old browser): the event stream still reaches this tab.
+            return;
+        };
+        let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
+            move |event: web_sys::MessageEvent| {
+                let Some(message) = event.data().as_string().as_deref().and_then(TabMessage::decode)
+                else {
+                    return;
+                };
+                match message {
+                    TabMessage::SignedOut(reason) => auth.ended_elsewhere(reason, true),
+                    TabMessage::SignedIn => {
+                        if !auth.is_signed_in() {
+                            auth.user.refetch();
+                        }
+                    }
+                    TabMessage::Renewed => auth.renewals.update(|n| *n += 1),
+                }
+            },
+        );
+        channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        // The handler lives as long as the page, like the channel.
+        on_message.forget();
+        CHANNEL.with(|slot| *slot.borrow_mut() = Some(channel));
+    }
+
+    /// How one connection ended.
+    enum Outcome {
+        /// The server said the session ended.
+        Ended(SessionEndedEvent),
+        /// The connection was refused or closed; `opened` if it had said `ready` first.
+        Lost { opened: bool },
+    }
+
+    /// Keeps a stream open for as long as the session lives, reconnecting with backoff.
+    async fn follow_stream(auth: AuthState) {
+        let mut backoff_ms = 1_000;
+        loop {
+            set_status("connecting");
+            match listen_once().await {
+                Outcome::Ended(event) if event.reason != EndReason::Ended => {
+                    set_status("off");
+                    auth.ended_elsewhere(event.reason, event.same_session);
+                    return;
+                }
+                // The server cannot say why: ask, at once.
+                Outcome::Ended(_) => {}
+                Outcome::Lost { opened } => {
+                    if opened {
+                        backoff_ms = 1_000;
+                    }
+                    set_status("reconnecting");
+                    sleep(backoff_ms).await;
+                    backoff_ms = (backoff_ms * 2).min(MAX_BACKOFF_MS);
+                }
+            }
+            // Is the session still alive? Only then open another stream.
+            match current_user().await {
+                Ok(None) => {
+                    set_status("off");
+                    auth.ended_elsewhere(EndReason::Ended, false);
+                    return;
+                }
+                Ok(Some(user)) => {
+                    // Signed in as someone else meanwhile (another tab signed in over it)?
+                    if auth.user.get_untracked() != Some(Ok(Some(user.clone()))) {
+                        auth.user.set(Some(Ok(Some(user))));
+                    }
+                }
+                // The server or its database is unavailable: keep the page as it is, retry.
+                Err(_) => {}
+            }
+        }
+    }
+
+    async fn listen_once() -> Outcome {
+        let Ok(mut source) = EventSource::new(EVENTS_PATH) else {
+            return Outcome::Lost { opened: false };
+        };
+        let (Ok(ready), Ok(ended)) = (source.subscribe("ready"), source.subscribe("session-ended"))
+        else {
+            return Outcome::Lost { opened: false };
+        };
+        let mut events = futures::stream::select(ready, ended);
+        let mut opened = false;
+        while let Some(event) = events.next().await {
+            match event {
+                Ok((kind, _)) if kind == "ready" => {
+                    opened = true;
+                    set_status("connected");
+                }
+                Ok((_, message)) => {
+                    let data = message.data().as_string().unwrap_or_default();
+                    let event = serde_json::from_str(&data).unwrap_or(SessionEndedEvent {
+                        reason: EndReason::Ended,
+                        same_session: false,
+                    });
+                    return Outcome::Ended(event);
+                }
+                // Refused (401, 503) or closed by the server. While the browser is reconnecting
+                // on its own (network blip, server restart), gloo-net reports nothing.
+                Err(_) => return Outcome::Lost { opened },
+            }
+        }
+        Outcome::Lost { opened }
+    }
+
+    /// `data-live` on `<body>`: "connecting", "connected", "reconnecting" or "off". For people
+    /// debugging, and for the end-to-end tests, which wait for "connected".
+    fn set_status(status: &str) {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-live", status);
+        }
+    }
+
+    async fn sleep(ms: u32) {
+        let (done, wait) = futures::channel::oneshot::channel::<()>();
+        set_timeout(
+            move || {
+                let _ = done.send(());
+            },
+            Duration::from_millis(u64::from(ms)),
+        );
+        let _ = wait.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tab_messages_round_trip_and_junk_is_ignored() {
+        for message in [
+            TabMessage::SignedIn,
+            TabMessage::Renewed,
+            TabMessage::SignedOut(EndReason::SignedOutEverywhere),
+        ] {
+            assert_eq!(TabMessage::decode(&message.encode()), Some(message));
+        }
+        assert_eq!(TabMessage::decode("signed_out:nonsense"), None);
+        assert_eq!(TabMessage::decode(""), None);
+    }
+
+    #[test]
+    fn event_data_is_the_documented_json() {
+        let event = SessionEndedEvent {
+            reason: EndReason::PasswordChanged,
+            same_session: false,
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(json, r#"{"reason":"password_changed","same_session":false}"#);
+        for reason in [
+            EndReason::SignedOut,
+            EndReason::Revoked,
+            EndReason::SignedOutEverywhere,
+            EndReason::PasswordChanged,
+            EndReason::Expired,
+            EndReason::Ended,
+        ] {
+            assert_eq!(EndReason::parse(reason.as_str()), Some(reason));
+            let quoted = serde_json::to_string(&reason).unwrap();
+            assert_eq!(quoted, format!("\"{}\"", reason.as_str()));
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! The server side of live sign-out: who hears that a session ended, and the
+//! `GET /api/events` stream that tells a signed-in page (the browser side is `auth::live`).
+//!
+//! Publishing goes through the database that all instances share: with PostgreSQL, a
+//! `NOTIFY` on [`CHANNEL`], which every instance (this one included) `LISTEN`s to and hands to
+//! its own streams; with SQLite, the one process hands it over in memory. Nothing here is the
+//! session truth: a stream also re-reads its session row at its expiry and every
+//! [`RECHECK_INTERVAL`], so a missed notification delays the news but never loses it.
+
+use std::{convert::Infallible, time::Duration};
+
+use axum::{
+    extract::State,
+    response::{
+        sse::{Event, KeepAlive, Sse},
+        IntoResponse, Response,
+    },
+};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::sync::{broadcast, watch};
+use tower_sessions::session::Id;
+
+use super::AuthSession;
+use crate::{
+    auth::live::{EndReason, SessionEndedEvent},
+    db::Database,
+    error::AppError,
+    session::{self, Store},
+    state::AppState,
+};
+
+/// The PostgreSQL notification channel.
+pub const CHANNEL: &str = "signoff_sessions_ended";
+/// How often an open stream re-reads its session even without news.
+pub const RECHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// Comment lines that keep idle proxies from closing a quiet stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Events buffered per stream before it is told to re-read instead (see `Lagged`).
+const BUFFER: usize = 1024;
+
+/// Which sessions ended, and why: what one instance tells all of them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionsEnded {
+    pub user_id: i64,
+    /// The one session that ended (its public handle), or `None` for all of the user's.
+    pub session: Option<String>,
+    /// A session spared from "all" (the one that changed the password).
+    pub except: Option<String>,
+    /// The session whose request ended them, if any.
+    pub by: Option<String>,
+    pub reason: EndReason,
+}
+
+impl SessionsEnded {
+    fn concerns(&self, user_id: i64, handle: &str) -> bool {
+        self.user_id == user_id
+            && self.session.as_deref().is_none_or(|one| one == handle)
+            && self.except.as_deref() != Some(handle)
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Signal {
+    Ended(SessionsEnded),
+    /// Notifications may have been missed (the listener reconnected): re-read every session.
+    Resync,
+}
+
+/// Fans session ends out to the open streams of every instance. Cloning is cheap.
+#[derive(Clone, Debug)]
+pub struct Hub {
+    db: Database,
+    local: broadcast::Sender<Signal>,
+    /// Becomes `true` when the server shuts down, so open streams end and shutdown can finish.
+    closing: watch::Sender<bool>,
+}
+
+impl Hub {
+    pub fn new(db: &Database) -> Self {
+        Self {
+            db: db.clone(),
+            local: broadcast::channel(BUFFER).0,
+            closing: watch::channel(false).0,
+        }
+    }
+
+    /// Tells every instance. Never fails the request that ended the sessions: they are already
+    /// gone from the database, and streams that miss this find out at their next re-read.
+    pub async fn publish(&self, ended: SessionsEnded) {
+        match &self.db {
+            Database::Sqlite(_) => {
+                let _ = self.local.send(Signal::Ended(ended));
+            }
+            Database::Postgres(pool) => {
+                let Ok(payload) = serde_json::to_string(&ended) else {
+                    return;
+                };
+                let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANNEL)
+                    .bind(payload)
+                    .execute(pool)
+                    .await;
+                if let Err(error) = sent {
+                    tracing::warn!(%error, "could not notify other instances of ended sessions");
+                }
+            }
+        }
+    }
+
+    /// Ends every open stream (server shutdown).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Relays PostgreSQL notifications to this instance's streams, for as long as the process
+    /// runs; reconnects when the connection drops and then tells every stream to re-read its
+    /// session, because notifications sent meanwhile are lost. With SQLite there is nothing to
+    /// relay and this returns at once.
+    pub async fn relay(self) {
+        let Database::Postgres(pool) = &self.db else {
+            return;
+        };
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            let mut listener = match listen(pool).await {
+                Ok(listener) => listener,
+                Err(sqlx::Error::PoolClosed) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for ended sessions; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(250);
+            let _ = self.local.send(Signal::Resync);
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(notification)) => {
+                        match serde_json::from_str::<SessionsEnded>(notification.payload()) {
+                            Ok(ended) => {
+                                let _ = self.local.send(Signal::Ended(ended));
+                            }
+                            Err(error) => tracing::warn!(%error, "ignored a malformed notification"),
+                        }
+                    }
+                    // Reconnected (eagerly) after losing the connection: catch up.
+                    Ok(None) => {
+                        tracing::info!("listener reconnected; streams re-read their sessions");
+                        let _ = self.local.send(Signal::Resync);
+                    }
+                    Err(sqlx::Error::PoolClosed) => return,
+                    Err(error) => {
+                        tracing::warn!(%error, "lost the listener connection; reconnecting");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn listen(pool: &sqlx::PgPool) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// `GET /api/events`: a `text/event-stream` for the signed-in session of the request.
+///
+/// * `ready` first (the page marks itself live),
+/// * `session-ended` with [`SessionEndedEvent`] JSON when the session ends; then the stream ends,
+/// * comment lines every 15 s to keep proxies from timing it out.
+///
+/// 401 without a live session: a revoked or expired cookie cannot open a stream. The request does
+/// not count as activity (see `session::refresh_expiry`), so an open page never keeps an idle
+/// session alive.
+pub async fn stream(State(state): State<AppState>, auth: AuthSession) -> Response {
+    let (Some(user), Some(id)) = (auth.user.as_ref(), auth.session.id()) else {
+        return AppError::not_signed_in().into_response();
+    };
+    // Subscribe before reading the row, so an end between the two is not missed.
+    let news = state.events.local.subscribe();
+    let closing = state.events.closing.subscribe();
+    let store = Store::new(&state.db);
+    let expiry = match store.expiry_of(&id).await {
+        Ok(Some(expiry)) => expiry,
+        Ok(None) => return AppError::not_signed_in().into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "could not open an event stream");
+            return AppError::unavailable().into_response();
+        }
+    };
+    let watch = Watch {
+        user_id: user.id,
+        handle: session::handle(&id),
+        id,
+        expiry,
+        store,
+        news,
+        closing,
+    };
+    Sse::new(watch.into_stream())
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
+}
+
+/// One open stream's view of its session.
+struct Watch {
+    user_id: i64,
+    id: Id,
+    handle: String,
+    expiry: OffsetDateTime,
+    store: Store,
+    news: broadcast::Receiver<Signal>,
+    closing: watch::Receiver<bool>,
+}
+
+impl Watch {
+    fn into_stream(self) -> impl Stream<Item = Result<Event, Infallible>> + Send {
+        let ready = Event::default()
+            .event("ready")
+            // The browser's own reconnection delay, spread so that a restart is not a stampede.
+            .retry(Duration::from_millis(2_000 + jitter_ms(&self.handle)))
+            .data("{}");
+        let first = futures::stream::once(async move { Ok(ready) });
+        let rest = futures::stream::unfold(Some(self), |watch| async move {
+            let ended = watch?.next_end().await?;
+            Some((Ok(ended_event(ended)), None))
+        });
+        futures::StreamExt::chain(first, rest)
+    }
+
+    /// Waits until the session ends and says why, or `None` when the server shuts down.
+    async fn next_end(mut self) -> Option<SessionEndedEvent> {
+        loop {
+            if *self.closing.borrow() {
+                return None;
+            }
+            let until_expiry = (self.expiry - OffsetDateTime::now_utc())
+                .try_into()
+                .unwrap_or(Duration::ZERO);
+            let wait = until_expiry.min(RECHECK_INTERVAL);
+            tokio::select! {
+                _ = self.closing.changed() => return None,
+                news = self.news.recv() => match news {
+                    Ok(Signal::Ended(ended)) if ended.concerns(self.user_id, &self.handle) => {
+                        return Some(SessionEndedEvent {
+                            reason: ended.reason,
+                            same_session: ended.by.as_deref() == Some(self.handle.as_str()),
+                        });
+                    }
+                    Ok(Signal::Ended(_)) => continue,
+                    Ok(Signal::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = tokio::time::sleep(wait) => {}
+            }
+            if let Some(reason) = self.reread().await {
+                return Some(SessionEndedEvent {
+                    reason,
+                    same_session: false,
+                });
+            }
+        }
+    }
+
+    /// Reads the session row again: `Some(reason)` if it is gone.
+    async fn reread(&mut self) -> Option<EndReason> {
+        match self.store.expiry_of(&self.id).await {
+            Ok(Some(expiry)) => {
+                // Other requests of the session (other tabs) may have extended it.
+                self.expiry = expiry;
+                None
+            }
+            Ok(None) if OffsetDateTime::now_utc() >= self.expiry => Some(EndReason::Expired),
+            Ok(None) => Some(EndReason::Ended),
+            Err(error) => {
+                // The database is unavailable: that is not the session ending. Keep the stream,
+                // try again at the next interval.
+                tracing::debug!(%error, "could not re-read a streamed session");
+                self.expiry = OffsetDateTime::now_utc() + RECHECK_INTERVAL;
+                None
+            }
+        }
+    }
+}
+
+fn ended_event(ended: SessionEndedEvent) -> Event {
+    let data = serde_json::to_string(&ended).unwrap_or_else(|_| "{}".into());
+    Event::default().event("session-ended").data(data)
+}
+
+/// 0–3 s, fixed per session: spreads reconnections without a random-number generator.
+fn jitter_ms(handle: &str) -> u64 {
+    let byte = u64::from_str_radix(handle.get(..2).unwrap_or("0"), 16).unwrap_or(0);
+    byte * 3_000 / 255
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ended(session: Option<&str>, except: Option<&str>) -> SessionsEnded {
+        SessionsEnded {
+            user_id: 7,
+            session: session.map(str::to_owned),
+            except: except.map(str::to_owned),
+            by: None,
+            reason: EndReason::Revoked,
+        }
+    }
+
+    #[test]
+    fn an_end_concerns_exactly_the_sessions_it_names() {
+        assert!(ended(Some("a"), None).concerns(7, "a"));
+        assert!(!ended(Some("a"), None).concerns(7, "b"));
+        assert!(!ended(Some("a"), None).concerns(8, "a"), "another user's");
+        assert!(ended(None, None).concerns(7, "b"));
+        assert!(ended(None, Some("a")).concerns(7, "b"));
+        assert!(!ended(None, Some("a")).concerns(7, "a"), "the spared one");
+    }
+
+    #[test]
+    fn jitter_stays_within_three_seconds() {
+        assert_eq!(jitter_ms("00ab"), 0);
+        assert_eq!(jitter_ms("ffab"), 3_000);
+        assert_eq!(jitter_ms(""), 0);
+    }
+}
