@@ -203,7 +203,11 @@ mod client {
         };
         let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
             move |event: web_sys::MessageEvent| {
-                let Some(message) = event.data().as_string().as_deref().and_then(TabMessage::decode)
+                let Some(message) = event
+                    .data()
+                    .as_string()
+                    .as_deref()
+                    .and_then(TabMessage::decode)
                 else {
                     return;
                 };
@@ -349,7 +353,10 @@ mod tests {
             same_session: false,
         };
         let json = serde_json::to_string(&event).unwrap();
-        assert_eq!(json, r#"{"reason":"password_changed","same_session":false}"#);
+        assert_eq!(
+            json,
+            r#"{"reason":"password_changed","same_session":false}"#
+        );
         for reason in [
             EndReason::SignedOut,
             EndReason::Revoked,

@@ -4,9 +4,8 @@
 use leptos::{ev::SubmitEvent, prelude::*};
 
 use super::{
-    live::EndReason,
-    change_password, list_sessions, logout_all, recent_activity, revoke_session, ui::AuthState,
-    validate, ActivityEntry, SessionInfo,
+    change_password, list_sessions, live::EndReason, logout_all, recent_activity, revoke_session,
+    ui::AuthState, validate, ActivityEntry, SessionInfo,
 };
 use crate::error::{AppError, ErrorCode};
 

@@ -1,6 +1,6 @@
 //! `spawn_app()` and the HTTP helpers the tests share.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use app::db::Database;
 use reqwest::{header, Response, StatusCode};
@@ -321,6 +321,96 @@ impl TestApp {
                 .expect("audit tags")
         });
         tags.into_iter().flatten().collect()
+    }
+}
+
+impl TestApp {
+    /// `GET /api/events` with `cookie`.
+    pub async fn events(&self, cookie: Option<&str>) -> Response {
+        self.get("/api/events", cookie).await
+    }
+
+    /// Opens `/api/events` with `cookie` and waits for its `ready` event.
+    pub async fn open_events(&self, cookie: &str) -> EventStream {
+        let response = self.events(Some(cookie)).await;
+        assert_eq!(response.status(), StatusCode::OK, "open /api/events");
+        let mut stream = EventStream {
+            response,
+            buffer: String::new(),
+        };
+        let (name, _) = stream
+            .next_event(Duration::from_secs(5))
+            .await
+            .expect("a ready event");
+        assert_eq!(name, "ready");
+        stream
+    }
+
+    /// The public handle of the session `cookie` holds (from `GET /api/sessions`).
+    pub async fn handle_of(&self, cookie: &str) -> String {
+        let sessions = self.get_json("/api/sessions", Some(cookie)).await;
+        sessions
+            .as_array()
+            .expect("a list")
+            .iter()
+            .find(|s| s["current"] == true)
+            .and_then(|s| s["id"].as_str())
+            .expect("the current session is listed")
+            .to_owned()
+    }
+}
+
+/// A client of a `text/event-stream` response.
+pub struct EventStream {
+    response: Response,
+    buffer: String,
+}
+
+impl EventStream {
+    /// The next event as (`event`, `data`), skipping comments; `None` when the stream ends or
+    /// nothing arrives `within`.
+    pub async fn next_event(&mut self, within: Duration) -> Option<(String, String)> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                let mut name = String::new();
+                let mut data = String::new();
+                for line in frame.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        name = value.trim().to_owned();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push_str(value.trim());
+                    }
+                }
+                if !name.is_empty() || !data.is_empty() {
+                    return Some((name, data));
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .ok()?
+                .ok()??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Waits for `session-ended` and returns its JSON data.
+    pub async fn ended(&mut self, within: Duration) -> Value {
+        let (name, data) = self
+            .next_event(within)
+            .await
+            .expect("a session-ended event in time");
+        assert_eq!(name, "session-ended", "data: {data}");
+        serde_json::from_str(&data).expect("JSON data")
+    }
+
+    /// Whether the server has closed the stream (within a second).
+    pub async fn closed(&mut self) -> bool {
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), self.response.chunk()).await,
+            Ok(Ok(None) | Err(_))
+        )
     }
 }
 

@@ -5,6 +5,7 @@ mod helpers;
 
 mod account;
 mod cross_site;
+mod events;
 mod hardening;
 mod health;
 mod instances;

@@ -121,3 +121,74 @@ async fn database_outage_is_503_and_recovery_keeps_everyone_signed_in() {
         .collect();
     assert!(bad.is_empty(), "unexpected 5xx during the outage: {bad:?}");
 }
+
+/// Two instances: a revocation made on A reaches a stream held open on B, through
+/// PostgreSQL's LISTEN/NOTIFY. Prints how long it took.
+#[tokio::test]
+async fn a_revocation_on_one_instance_reaches_a_stream_on_the_other() {
+    require_postgres();
+    let a = spawn_app().await;
+    let b = spawn_app_on(&a.test_db, &[]).await;
+    let laptop = a.register("alice").await;
+    let phone = b.login("alice").await;
+    let mut phone_on_b = b.open_events(&phone).await;
+
+    let mut samples = Vec::new();
+    let handle = a.handle_of(&phone).await;
+    let started = std::time::Instant::now();
+    let response = a
+        .post("/api/revoke_session", &[("id", &handle)], Some(&laptop))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        phone_on_b.ended(Duration::from_secs(5)).await,
+        serde_json::json!({"reason": "revoked", "same_session": false})
+    );
+    samples.push(started.elapsed());
+
+    // Sign out everywhere on B reaches the laptop's stream on A.
+    let mut laptop_on_a = a.open_events(&laptop).await;
+    let tablet = b.login("alice").await;
+    let started = std::time::Instant::now();
+    b.post("/api/logout_all", &[], Some(&tablet)).await;
+    assert_eq!(
+        laptop_on_a.ended(Duration::from_secs(5)).await,
+        serde_json::json!({"reason": "signed_out_everywhere", "same_session": false})
+    );
+    samples.push(started.elapsed());
+    println!("cross-instance fan-out, request sent to event received: {samples:?}");
+}
+
+/// Notifications sent while an instance's listener is reconnecting are lost; the instance then
+/// tells its streams to re-read their sessions, so the news still arrives.
+#[tokio::test]
+async fn a_listener_that_lost_its_connection_catches_up() {
+    require_postgres();
+    let app = spawn_app().await;
+    let cookie = app.register("alice").await;
+    let mut events = app.open_events(&cookie).await;
+
+    // End the session behind the server's back (no notification at all), then cut the
+    // listener's connection.
+    let app::db::Database::Postgres(pool) = &app.db else {
+        unreachable!("postgres run");
+    };
+    sqlx::query("DELETE FROM tower_sessions WHERE id = $1")
+        .bind(&cookie)
+        .execute(pool)
+        .await
+        .expect("delete the row");
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("terminate the listener");
+    assert_eq!(cut, vec![true], "exactly one listener connection");
+
+    assert_eq!(
+        events.ended(Duration::from_secs(10)).await,
+        serde_json::json!({"reason": "ended", "same_session": false})
+    );
+}

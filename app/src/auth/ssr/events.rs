@@ -143,7 +143,9 @@ impl Hub {
                             Ok(ended) => {
                                 let _ = self.local.send(Signal::Ended(ended));
                             }
-                            Err(error) => tracing::warn!(%error, "ignored a malformed notification"),
+                            Err(error) => {
+                                tracing::warn!(%error, "ignored a malformed notification")
+                            }
                         }
                     }
                     // Reconnected (eagerly) after losing the connection: catch up.
