@@ -1,4 +1,4 @@
-import { expect, type Page } from '@playwright/test';
+import { expect, type Browser, type BrowserContext, type Page } from '@playwright/test';
 
 export const PASSWORD = 'correct horse battery staple';
 export const COOKIE = 'signoff_session';
@@ -21,3 +21,29 @@ export async function fillCredentials(page: Page, form: 'Sign in' | 'Create acco
   await scope.getByLabel('Password').fill(password);
   return scope;
 }
+
+/** A fresh browser profile (its own cookie jar): a second device. */
+export async function device(browser: Browser, baseURL: string | undefined): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ baseURL });
+  const page = await context.newPage();
+  await openApp(page);
+  return { context, page };
+}
+
+export async function signUp(page: Page, username: string) {
+  const form = await fillCredentials(page, 'Create account', username);
+  await form.getByRole('button', { name: 'Create account' }).click();
+  await expect(page.getByText(`Signed in as ${username}`)).toBeVisible();
+}
+
+export async function signIn(page: Page, username: string, password = PASSWORD) {
+  const form = await fillCredentials(page, 'Sign in', username, password);
+  await form.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByText(`Signed in as ${username}`)).toBeVisible();
+}
+
+export async function cookieOf(context: BrowserContext) {
+  return (await context.cookies()).find((c) => c.name === COOKIE);
+}
+
+export const sessionList = (page: Page) => page.getByRole('list', { name: 'Your sessions' });

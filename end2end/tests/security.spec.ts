@@ -1,31 +1,5 @@
-import { expect, test, type Browser, type BrowserContext, type Page } from '@playwright/test';
-import { COOKIE, PASSWORD, fillCredentials, openApp, uniqueName } from './helpers';
-
-/** A fresh browser profile (its own cookie jar): a second device. */
-async function device(browser: Browser, baseURL: string | undefined): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext({ baseURL });
-  const page = await context.newPage();
-  await openApp(page);
-  return { context, page };
-}
-
-async function signUp(page: Page, username: string) {
-  const form = await fillCredentials(page, 'Create account', username);
-  await form.getByRole('button', { name: 'Create account' }).click();
-  await expect(page.getByText(`Signed in as ${username}`)).toBeVisible();
-}
-
-async function signIn(page: Page, username: string, password = PASSWORD) {
-  const form = await fillCredentials(page, 'Sign in', username, password);
-  await form.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByText(`Signed in as ${username}`)).toBeVisible();
-}
-
-async function cookieOf(context: BrowserContext) {
-  return (await context.cookies()).find((c) => c.name === COOKIE);
-}
-
-const sessionList = (page: Page) => page.getByRole('list', { name: 'Your sessions' });
+import { expect, test } from '@playwright/test';
+import { COOKIE, PASSWORD, cookieOf, device, fillCredentials, sessionList, signIn, signUp, uniqueName } from './helpers';
 
 test('revoke another device from the Security section', async ({ browser, baseURL, request }) => {
   const username = uniqueName('rev');

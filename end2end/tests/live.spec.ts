@@ -1,0 +1,167 @@
+import { expect, test, type Locator, type Page } from '@playwright/test';
+import { PASSWORD, device, openApp, sessionList, signIn, signUp, uniqueName } from './helpers';
+
+// Sign-out reaches every open page at once: other tabs through the BroadcastChannel, other
+// devices through the /api/events stream. Each test measures the time from the action (in one
+// page) to the other page's reset, and prints it.
+
+const SECRET = 'typed into the form and never submitted';
+
+/** Waits until the page holds an open event stream. */
+async function live(page: Page) {
+  await expect(page.locator('body[data-live="connected"]')).toHaveCount(1);
+}
+
+/** From now on, records on `window` when the signed-out page appears, and leaves a marker that
+ *  only survives if nothing reloads or navigates. Also types a secret into the change-password
+ *  form: it must be gone after the reset. */
+async function watchForReset(page: Page) {
+  await page.getByLabel('Current password').fill(SECRET);
+  await page.evaluate(() => {
+    const w = window as any;
+    w.__signoffMarker = 'still here';
+    w.__resetAt = undefined;
+    const check = () => {
+      if (w.__resetAt === undefined && document.getElementById('sign-in-username')) {
+        w.__resetAt = Date.now();
+      }
+    };
+    new MutationObserver(check).observe(document.body, { childList: true, subtree: true });
+  });
+}
+
+/** Clicks `button` from inside the page, recording the moment (same clock as `watchForReset`). */
+async function act(button: Locator): Promise<number> {
+  await expect(button).toBeEnabled();
+  return button.evaluate((element) => {
+    const at = Date.now();
+    (element as HTMLElement).click();
+    return at;
+  });
+}
+
+/** Expects `page` to have reset to signed out with `notice`, without a reload, and returns how
+ *  long after `actedAt` it happened. */
+async function expectReset(page: Page, notice: string, actedAt: number, what: string): Promise<number> {
+  const url = page.url();
+  await expect(page.getByRole('form', { name: 'Sign in' })).toBeVisible();
+  await expect(page.getByRole('status')).toHaveText(notice);
+  const resetAt = await page.evaluate(() => (window as any).__resetAt as number);
+  expect(await page.evaluate(() => (window as any).__signoffMarker)).toBe('still here');
+  expect(page.url()).toBe(url);
+  // Nothing of the signed-in page is left: no security section, no form contents.
+  await expect(page.getByRole('heading', { name: 'Security' })).toHaveCount(0);
+  await expect(page.getByLabel('Current password')).toHaveCount(0);
+  for (const input of await page.locator('input').all()) {
+    expect(await input.inputValue()).not.toBe(SECRET);
+  }
+  const latency = resetAt - actedAt;
+  console.log(`[live] ${what}: reset ${latency} ms after the action`);
+  test.info().annotations.push({ type: 'latency', description: `${what}: ${latency} ms` });
+  expect(latency).toBeGreaterThanOrEqual(0);
+  expect(latency).toBeLessThan(1_000);
+  return latency;
+}
+
+test('tabs: signing out in one tab resets the others, and signing in shows up too', async ({ browser, baseURL }) => {
+  const context = await browser.newContext({ baseURL });
+  const [a, b] = [await context.newPage(), await context.newPage()];
+  // Tab B has no event stream: only the tab channel can reach it.
+  await b.route('**/api/events', (route) => route.abort());
+  await openApp(a);
+  const username = uniqueName('tab');
+  await signUp(a, username);
+  await openApp(b);
+  await expect(b.getByText(`Signed in as ${username}`)).toBeVisible();
+  await watchForReset(b);
+
+  const actedAt = await act(a.getByRole('button', { name: 'Sign out', exact: true }));
+  await expect(a.getByRole('status')).toHaveText('You signed out.');
+  await expectReset(b, 'You signed out in another tab.', actedAt, 'tab, sign out');
+
+  // Signing in again in B shows in A, without a reload there either.
+  await signIn(b, username);
+  await expect(a.getByText(`Signed in as ${username}`)).toBeVisible();
+  await context.close();
+});
+
+test('tabs: signing out everywhere in one tab resets the others', async ({ browser, baseURL }) => {
+  const context = await browser.newContext({ baseURL });
+  const [a, b] = [await context.newPage(), await context.newPage()];
+  await b.route('**/api/events', (route) => route.abort());
+  await openApp(a);
+  await signUp(a, uniqueName('tabs'));
+  await openApp(b);
+  await watchForReset(b);
+
+  const actedAt = await act(a.getByRole('button', { name: 'Sign out everywhere' }));
+  await expectReset(b, 'You signed out everywhere from another tab.', actedAt, 'tab, sign out everywhere');
+  await context.close();
+});
+
+test('devices: revoking a session resets that device at once', async ({ browser, baseURL }) => {
+  const username = uniqueName('dev');
+  const laptop = await device(browser, baseURL);
+  await signUp(laptop.page, username);
+  const phone = await device(browser, baseURL);
+  await signIn(phone.page, username);
+  await live(phone.page);
+  await watchForReset(phone.page);
+  await expect(sessionList(laptop.page).getByRole('listitem')).toHaveCount(1);
+  await laptop.page.reload();
+  await expect(sessionList(laptop.page).getByRole('listitem')).toHaveCount(2);
+
+  const actedAt = await act(sessionList(laptop.page).getByRole('button', { name: /^Sign out / }));
+  await expectReset(phone.page, 'This session was ended from another device.', actedAt, 'device, revoke');
+  await expect(laptop.page.getByText(`Signed in as ${username}`)).toBeVisible();
+  await laptop.context.close();
+  await phone.context.close();
+});
+
+test('devices: signing out everywhere resets every other device', async ({ browser, baseURL }) => {
+  const username = uniqueName('every');
+  const laptop = await device(browser, baseURL);
+  await signUp(laptop.page, username);
+  const phone = await device(browser, baseURL);
+  await signIn(phone.page, username);
+  await live(phone.page);
+  await watchForReset(phone.page);
+
+  const actedAt = await act(laptop.page.getByRole('button', { name: 'Sign out everywhere' }));
+  await expectReset(phone.page, 'You signed out everywhere from another device.', actedAt, 'device, sign out everywhere');
+  await laptop.context.close();
+  await phone.context.close();
+});
+
+test('devices: a password change resets the other devices; this browser stays signed in', async ({ browser, baseURL }) => {
+  const username = uniqueName('pwlive');
+  const laptop = await device(browser, baseURL);
+  await signUp(laptop.page, username);
+  const laptopTab = await laptop.context.newPage();
+  await openApp(laptopTab);
+  const phone = await device(browser, baseURL);
+  await signIn(phone.page, username);
+  await live(phone.page);
+  await live(laptopTab);
+  await watchForReset(phone.page);
+
+  const form = laptop.page.getByRole('form', { name: 'Change password' });
+  await form.getByLabel('Current password').fill(PASSWORD);
+  await form.getByLabel('New password').fill('a completely different passphrase');
+  const actedAt = await act(form.getByRole('button', { name: 'Change password' }));
+  await expectReset(
+    phone.page,
+    'Your password was changed on another device, so this session was ended.',
+    actedAt,
+    'device, password change',
+  );
+
+  // The laptop's session goes on under its new id, in both of its tabs, with live streams.
+  await expect(laptop.page.getByRole('status')).toHaveText('Password changed. Your other sessions were signed out.');
+  for (const page of [laptop.page, laptopTab]) {
+    await expect(page.getByText(`Signed in as ${username}`)).toBeVisible();
+    await live(page);
+  }
+  await laptop.context.close();
+  await phone.context.close();
+});
