@@ -165,3 +165,39 @@ test('devices: a password change resets the other devices; this browser stays si
   await laptop.context.close();
   await phone.context.close();
 });
+
+test('a refused stream backs off and reconnects; a session that died meanwhile resets the page', async ({ browser, baseURL, request }) => {
+  const context = await browser.newContext({ baseURL });
+  const page = await context.newPage();
+  const refused: number[] = [];
+  await page.route('**/api/events', (route) => {
+    refused.push(Date.now());
+    return route.fulfill({ status: 503, contentType: 'application/json', body: '{"code":"unavailable","message":"x"}' });
+  });
+  await openApp(page);
+  const username = uniqueName('back');
+  await signUp(page, username);
+
+  // Refused: the page stays signed in and retries, further apart each time (1 s, 2 s, …).
+  await expect(page.locator('body[data-live="reconnecting"]')).toHaveCount(1);
+  await expect.poll(() => refused.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(3);
+  const gaps = refused.slice(1).map((at, i) => at - refused[i]);
+  expect(gaps[1]).toBeGreaterThan(gaps[0] * 1.5);
+  await expect(page.getByText(`Signed in as ${username}`)).toBeVisible();
+
+  // Once the server accepts again, the stream is back.
+  await page.unroute('**/api/events');
+  await expect(page.locator('body[data-live="connected"]')).toHaveCount(1, { timeout: 15_000 });
+
+  // Refused again, and the session ends behind its back (signed out with the same cookie
+  // elsewhere): the next check finds it gone and the page resets. A reload opens a new stream.
+  await page.route('**/api/events', (route) => route.fulfill({ status: 503, body: '' }));
+  const cookie = (await context.cookies()).find((c) => c.name === 'signoff_session')!;
+  await page.reload();
+  await expect(page.locator('body[data-live="reconnecting"]')).toHaveCount(1);
+  const ended = await request.post('/api/logout', { headers: { cookie: `signoff_session=${cookie.value}` } });
+  expect(ended.ok()).toBeTruthy();
+  await expect(page.getByRole('status')).toHaveText('Your session has ended. Please sign in again.', { timeout: 15_000 });
+  await expect(page.getByRole('form', { name: 'Sign in' })).toBeVisible();
+  await context.close();
+});

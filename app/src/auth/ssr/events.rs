@@ -204,9 +204,15 @@ pub async fn stream(State(state): State<AppState>, auth: AuthSession) -> Respons
         news,
         closing,
     };
-    Sse::new(watch.into_stream())
+    let mut response = Sse::new(watch.into_stream())
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
-        .into_response()
+        .into_response();
+    // nginx and some other proxies buffer responses by default, which would hold events back.
+    response.headers_mut().insert(
+        http::HeaderName::from_static("x-accel-buffering"),
+        http::HeaderValue::from_static("no"),
+    );
+    response
 }
 
 /// One open stream's view of its session.
