@@ -1,4 +1,4 @@
-import { expect, test, type Locator, type Page } from '@playwright/test';
+import { expect, test, type Browser, type Locator, type Page } from '@playwright/test';
 import { PASSWORD, device, openApp, sessionList, signIn, signUp, uniqueName } from './helpers';
 
 // Sign-out reaches every open page at once: other tabs through the BroadcastChannel, other
@@ -63,6 +63,19 @@ async function expectReset(page: Page, notice: string, actedAt: number, what: st
   return latency;
 }
 
+/** One user on two browser profiles: the laptop signed up, the phone signed in with a live
+ *  stream, watched for its reset. */
+async function laptopAndPhone(browser: Browser, baseURL: string | undefined, prefix: string) {
+  const username = uniqueName(prefix);
+  const laptop = await device(browser, baseURL);
+  await signUp(laptop.page, username);
+  const phone = await device(browser, baseURL);
+  await signIn(phone.page, username);
+  await live(phone.page);
+  await watchForReset(phone.page);
+  return { username, laptop, phone };
+}
+
 test('tabs: signing out in one tab resets the others, and signing in shows up too', async ({ browser, baseURL }) => {
   const context = await browser.newContext({ baseURL });
   const [a, b] = [await context.newPage(), await context.newPage()];
@@ -100,13 +113,7 @@ test('tabs: signing out everywhere in one tab resets the others', async ({ brows
 });
 
 test('devices: revoking a session resets that device at once', async ({ browser, baseURL }) => {
-  const username = uniqueName('dev');
-  const laptop = await device(browser, baseURL);
-  await signUp(laptop.page, username);
-  const phone = await device(browser, baseURL);
-  await signIn(phone.page, username);
-  await live(phone.page);
-  await watchForReset(phone.page);
+  const { username, laptop, phone } = await laptopAndPhone(browser, baseURL, 'dev');
   await expect(sessionList(laptop.page).getByRole('listitem')).toHaveCount(1);
   await laptop.page.reload();
   await expect(sessionList(laptop.page).getByRole('listitem')).toHaveCount(2);
@@ -119,13 +126,7 @@ test('devices: revoking a session resets that device at once', async ({ browser,
 });
 
 test('devices: signing out everywhere resets every other device', async ({ browser, baseURL }) => {
-  const username = uniqueName('every');
-  const laptop = await device(browser, baseURL);
-  await signUp(laptop.page, username);
-  const phone = await device(browser, baseURL);
-  await signIn(phone.page, username);
-  await live(phone.page);
-  await watchForReset(phone.page);
+  const { laptop, phone } = await laptopAndPhone(browser, baseURL, 'every');
 
   const actedAt = await act(laptop.page.getByRole('button', { name: 'Sign out everywhere' }));
   await expectReset(phone.page, 'You signed out everywhere from another device.', actedAt, 'device, sign out everywhere');

@@ -36,6 +36,15 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    pub const ALL: [EndReason; 6] = [
+        EndReason::SignedOut,
+        EndReason::Revoked,
+        EndReason::SignedOutEverywhere,
+        EndReason::PasswordChanged,
+        EndReason::Expired,
+        EndReason::Ended,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EndReason::SignedOut => "signed_out",
@@ -48,16 +57,7 @@ impl EndReason {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            EndReason::SignedOut,
-            EndReason::Revoked,
-            EndReason::SignedOutEverywhere,
-            EndReason::PasswordChanged,
-            EndReason::Expired,
-            EndReason::Ended,
-        ]
-        .into_iter()
-        .find(|reason| reason.as_str() == text)
+        Self::ALL.into_iter().find(|reason| reason.as_str() == text)
     }
 
     /// What a page says when its session was ended by someone else. `same_browser` is true when
@@ -357,14 +357,7 @@ mod tests {
             json,
             r#"{"reason":"password_changed","same_session":false}"#
         );
-        for reason in [
-            EndReason::SignedOut,
-            EndReason::Revoked,
-            EndReason::SignedOutEverywhere,
-            EndReason::PasswordChanged,
-            EndReason::Expired,
-            EndReason::Ended,
-        ] {
+        for reason in EndReason::ALL {
             assert_eq!(EndReason::parse(reason.as_str()), Some(reason));
             let quoted = serde_json::to_string(&reason).unwrap();
             assert_eq!(quoted, format!("\"{}\"", reason.as_str()));
