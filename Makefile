@@ -8,7 +8,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 E2E_DIR := $(CURDIR)/target/e2e
 
 .PHONY: run run-release watch csr-serve test tools tools-build lint unit unit-sqlite unit-postgres \
-        e2e e2e-csr watch-smoke screenshots soak wasm-size clean
+        e2e e2e-csr watch-smoke screenshots soak bench wasm-size clean
 
 ## Serve the app at http://127.0.0.1:3000 (debug build; data in ./data/signoff.db).
 run: tools-build
@@ -90,6 +90,12 @@ screenshots:
 	  cargo leptos end-to-end
 
 ## Release build of the hydrate bundle and its size, raw, gzip and brotli.
+## Signoff against the seed's Express stack, side by side (bench/README.md). Not part of `make test`.
+## Writes bench/results/latest.{json,md}. BENCH_SECONDS, BENCH_ROUNDS, BENCH_BACKENDS tune it.
+bench: tools-build
+	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	url=$$(scripts/ensure-postgres.sh); TEST_DATABASE_URL="$$url" python3 bench/bench.py
+
 wasm-size: tools-build
 	cargo leptos build --release
 	scripts/bundle-size.sh target/site/pkg

@@ -1,0 +1,487 @@
+#!/usr/bin/env python3
+"""`make bench`: Signoff against the seed's Express stack, side by side, on this machine.
+
+Starts both servers on loopback (Signoff on SQLite vs Express with MemoryStore, then Signoff on
+PostgreSQL vs Express with connect-pg-simple), measures each with wrk and a small keep-alive
+client, interleaving rounds so that machine noise hits both alike, and reports medians and
+ratios. Writes bench/results/latest.json and bench/results/latest.md.
+
+Environment: BENCH_SECONDS (8) per wrk run, BENCH_ROUNDS (3), BENCH_CONNECTIONS (64),
+BENCH_SESSIONS (300) for the logout latency, BENCH_BACKENDS ("sqlite postgres"),
+TEST_DATABASE_URL (a PostgreSQL admin URL; `make bench` sets it).
+"""
+
+import datetime
+import gzip
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEER_DIR = os.path.join(ROOT, "bench", "peers", "express-passport")
+RESULTS = os.path.join(ROOT, "bench", "results")
+LOGIN_LUA = os.path.join(ROOT, "bench", "wrk", "login.lua")
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
+SESSIONS = int(os.environ.get("BENCH_SESSIONS", "300"))
+BACKENDS = os.environ.get("BENCH_BACKENDS", "sqlite postgres").split()
+USER = "benchuser"
+PASSWORD = "correct horse battery staple"
+LOGIN_CONNECTIONS = 16
+
+
+def log(message):
+    print(f"[bench] {message}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Servers
+
+
+class Server:
+    def __init__(self, name, port, cookie, argv, env, cwd=ROOT):
+        self.name, self.port, self.cookie = name, port, cookie
+        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)
+        full_env = dict(os.environ)
+        full_env.update(env)
+        self.process = subprocess.Popen(argv, env=full_env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.wait_ready()
+
+    @property
+    def base(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self):
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"{self.name} exited at start-up; see {self.log.name}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/api/me")
+                if conn.getresponse().status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit(f"{self.name} did not answer within 60 s; see {self.log.name}")
+
+    def peak_rss_kib(self):
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return None
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def request(port, method, path, cookie_header=None, body=None, conn=None):
+    """One HTTP request; returns (status, headers, body, seconds)."""
+    own = conn is None
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Accept": "application/json"}
+    if cookie_header:
+        headers["Cookie"] = cookie_header
+    if body is not None:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        body = urllib.parse.urlencode(body)
+    started = time.perf_counter()
+    conn.request(method, path, body=body, headers=headers)
+    response = conn.getresponse()
+    data = response.read()
+    elapsed = time.perf_counter() - started
+    if own:
+        conn.close()
+    return response.status, response.getheaders(), data, elapsed
+
+
+def session_cookie(server, headers):
+    for name, value in headers:
+        if name.lower() == "set-cookie" and value.startswith(server.cookie + "="):
+            pair = value.split(";", 1)[0]
+            if pair.split("=", 1)[1]:
+                return pair
+    return None
+
+
+def login(server):
+    status, headers, _, _ = request(server.port, "POST", "/api/login", body={"username": USER, "password": PASSWORD})
+    cookie = session_cookie(server, headers)
+    if status != 200 or not cookie:
+        raise SystemExit(f"{server.name}: login failed with {status}")
+    return cookie
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurements
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def parse_ms(text):
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
+    return float(match.group(1)) * UNITS[match.group(2)] if match else None
+
+
+def wrk(url, connections, seconds, cookie=None, script=None):
+    argv = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    if cookie:
+        argv += ["-H", f"Cookie: {cookie}"]
+    if script:
+        argv += ["-s", script]
+    output = subprocess.run(argv + [url], capture_output=True, text=True, check=True).stdout
+    result = {"rps": None, "p50_ms": None, "p99_ms": None, "errors": 0}
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith("Requests/sec:"):
+            result["rps"] = float(line.split()[1])
+        elif re.match(r"^50(\.0+)?%", line):
+            result["p50_ms"] = parse_ms(line.split()[1])
+        elif re.match(r"^99(\.0+)?%", line):
+            result["p99_ms"] = parse_ms(line.split()[1])
+        elif line.startswith("Non-2xx or 3xx responses:"):
+            result["errors"] += int(line.split(":")[1])
+        elif line.startswith("Socket errors:"):
+            result["errors"] += sum(int(n) for n in re.findall(r"\d+", line))
+    return result
+
+
+def me_idle(server, cookie):
+    return wrk(server.base + "/api/me", CONNECTIONS, SECONDS, cookie=cookie)
+
+
+def login_throughput(server):
+    return wrk(server.base + "/api/login", LOGIN_CONNECTIONS, SECONDS, script=LOGIN_LUA)
+
+
+def me_during_login_storm(server, cookie):
+    storm = {}
+
+    def run_storm():
+        storm.update(wrk(server.base + "/api/login", LOGIN_CONNECTIONS, SECONDS + 2, script=LOGIN_LUA))
+
+    thread = threading.Thread(target=run_storm)
+    thread.start()
+    time.sleep(1)
+    result = me_idle(server, cookie)
+    thread.join()
+    result["storm_login_rps"] = storm.get("rps")
+    return result
+
+
+def logout_latency(server):
+    """Signs in SESSIONS times (8 at a time), then signs each session out over one keep-alive
+    connection, timing each logout; checks a sample of the old cookies is really signed out."""
+    cookies = []
+    lock = threading.Lock()
+
+    def sign_in(count):
+        for _ in range(count):
+            cookie = login(server)
+            with lock:
+                cookies.append(cookie)
+
+    workers = [threading.Thread(target=sign_in, args=(SESSIONS // 8,)) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    times, failures = [], 0
+    for cookie in cookies:
+        status, _, _, elapsed = request(server.port, "POST", "/api/logout", cookie_header=cookie, body={}, conn=conn)
+        times.append(elapsed * 1000)
+        failures += status != 200
+    conn.close()
+    alive = 0
+    for cookie in cookies[:: max(1, len(cookies) // 20)]:
+        _, _, body, _ = request(server.port, "GET", "/api/me", cookie_header=cookie)
+        alive += body.strip() != b"null"
+    times.sort()
+    return {
+        "p50_ms": times[len(times) // 2],
+        "p99_ms": times[min(len(times) - 1, int(len(times) * 0.99))],
+        "sessions": len(times),
+        "errors": failures,
+        "still_signed_in_after_logout": alive,
+    }
+
+
+def median_of(runs, key):
+    values = [run[key] for run in runs if run.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def measure_pair(pair):
+    """Interleaved rounds over the servers of one backend; medians per metric."""
+    cookies = {}
+    for server in pair:
+        status, _, _, _ = request(server.port, "POST", "/api/register", body={"username": USER, "password": PASSWORD})
+        if status not in (200, 409):
+            raise SystemExit(f"{server.name}: register failed with {status}")
+        cookies[server.name] = login(server)
+    raw = {server.name: {"me": [], "login": [], "storm": []} for server in pair}
+    for round_ in range(ROUNDS):
+        for server in pair:
+            log(f"round {round_ + 1}/{ROUNDS}: {server.name}")
+            raw[server.name]["me"].append(me_idle(server, cookies[server.name]))
+            raw[server.name]["login"].append(login_throughput(server))
+            raw[server.name]["storm"].append(me_during_login_storm(server, cookies[server.name]))
+    results = {}
+    for server in pair:
+        log(f"logout latency: {server.name}")
+        runs = raw[server.name]
+        results[server.name] = {
+            "me_rps": median_of(runs["me"], "rps"),
+            "me_p50_ms": median_of(runs["me"], "p50_ms"),
+            "me_p99_ms": median_of(runs["me"], "p99_ms"),
+            "login_rps": median_of(runs["login"], "rps"),
+            "me_p99_during_logins_ms": median_of(runs["storm"], "p99_ms"),
+            "logout": logout_latency(server),
+            "errors": sum(run["errors"] for kind in runs.values() for run in kind),
+            "peak_rss_mib": round((server.peak_rss_kib() or 0) / 1024, 1),
+            "runs": runs,
+        }
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Set-up
+
+
+def run(argv, **kwargs):
+    log("$ " + " ".join(argv))
+    subprocess.run(argv, check=True, cwd=kwargs.pop("cwd", ROOT), **kwargs)
+
+
+def build():
+    run(["cargo", "leptos", "build", "--release"])
+    run(["cargo", "build", "--release", "-p", "server", "--example", "ceiling"])
+    lock = os.path.join(PEER_DIR, "package-lock.json")
+    marker = os.path.join(PEER_DIR, "node_modules", ".package-lock.json")
+    if not os.path.exists(marker) or os.path.getmtime(marker) < os.path.getmtime(lock):
+        run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PEER_DIR)
+
+
+def pg_database(admin_url, name):
+    run(["psql", admin_url, "-q", "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], stdout=subprocess.DEVNULL)
+    run(["psql", admin_url, "-q", "-c", f"CREATE DATABASE {name}"], stdout=subprocess.DEVNULL)
+    base, _, query = admin_url.partition("?")
+    return base.rsplit("/", 1)[0] + "/" + name + (("?" + query) if query else "")
+
+
+def start_pair(backend, workdir):
+    if backend == "sqlite":
+        signoff_db = f"sqlite://{workdir}/signoff.db"
+        peer_env = {"STORE": "memory"}
+    else:
+        admin = os.environ.get("TEST_DATABASE_URL")
+        if not admin:
+            raise SystemExit("the PostgreSQL benchmark needs TEST_DATABASE_URL (make bench sets it)")
+        signoff_db = pg_database(admin, "signoff_bench_signoff")
+        peer_env = {"STORE": "pg", "DATABASE_URL": pg_database(admin, "signoff_bench_express")}
+    signoff = Server(
+        "signoff",
+        3300,
+        "signoff_session",
+        [os.path.join(ROOT, "target", "release", "server")],
+        {
+            "DATABASE_URL": signoff_db,
+            "LEPTOS_SITE_ADDR": "127.0.0.1:3300",
+            "LEPTOS_SITE_ROOT": os.path.join(ROOT, "target", "site"),
+            "LEPTOS_ENV": "PROD",
+            "RUST_LOG": "warn",
+        },
+    )
+    peer = Server("express", 3301, "connect.sid", ["node", "server.js"], dict(peer_env, PORT="3301"), cwd=PEER_DIR)
+    return [signoff, peer]
+
+
+def ceiling():
+    binary = os.path.join(ROOT, "target", "release", "examples", "ceiling")
+    process = subprocess.Popen([binary, "127.0.0.1:3302"], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        runs = [wrk("http://127.0.0.1:3302/", CONNECTIONS, SECONDS) for _ in range(ROUNDS)]
+    finally:
+        process.terminate()
+        process.wait()
+    return {"rps": median_of(runs, "rps"), "p99_ms": median_of(runs, "p99_ms")}
+
+
+def bundle():
+    pkg = os.path.join(ROOT, "target", "site", "pkg")
+    sizes = {}
+    for name in sorted(os.listdir(pkg)):
+        if not name.endswith((".wasm", ".js")):
+            continue
+        data = open(os.path.join(pkg, name), "rb").read()
+        brotli = subprocess.run(["brotli", "-q", "11", "-c"], input=data, capture_output=True, check=True).stdout
+        sizes[name] = {"raw": len(data), "gzip": len(gzip.compress(data, 9)), "brotli": len(brotli)}
+    return sizes
+
+
+def machine():
+    model = "unknown"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as meminfo:
+        total_kib = int(meminfo.readline().split()[1])
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gib": round(total_kib / 1024 / 1024),
+        "os": platform.platform(),
+        "rustc": rustc,
+        "node": node,
+        "wrk_threads": 2,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def ratio(a, b):
+    return round(a / b, 2) if a and b else None
+
+
+def fmt(value, unit=""):
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        value = f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+    return f"{value}{unit}"
+
+
+def rows_for(results):
+    s, e = results["signoff"], results["express"]
+    return [
+        ("`GET /api/me` signed in, req/s (higher is better)", s["me_rps"], e["me_rps"], ""),
+        ("`GET /api/me` p50", s["me_p50_ms"], e["me_p50_ms"], " ms"),
+        ("`GET /api/me` p99", s["me_p99_ms"], e["me_p99_ms"], " ms"),
+        ("`GET /api/me` p99 during a login storm", s["me_p99_during_logins_ms"], e["me_p99_during_logins_ms"], " ms"),
+        ("`POST /api/login`, req/s (higher is better)", s["login_rps"], e["login_rps"], ""),
+        ("`POST /api/logout` p50", s["logout"]["p50_ms"], e["logout"]["p50_ms"], " ms"),
+        ("`POST /api/logout` p99", s["logout"]["p99_ms"], e["logout"]["p99_ms"], " ms"),
+        ("peak RSS", s["peak_rss_mib"], e["peak_rss_mib"], " MiB"),
+        ("errors (non-2xx, socket)", s["errors"] + s["logout"]["errors"], e["errors"] + e["logout"]["errors"], ""),
+    ]
+
+
+def targets(report):
+    checks = []
+    for backend, results in report["backends"].items():
+        s, e = results["signoff"], results["express"]
+        tput = ratio(s["me_rps"], e["me_rps"])
+        checks.append((f"{backend}: `/api/me` throughput ≥ 10× Express", tput is not None and tput >= 10, f"{tput}×"))
+        checks.append((f"{backend}: `/api/me` p99 ≤ 10 ms at {CONNECTIONS} connections", (s["me_p99_ms"] or 1e9) <= 10, fmt(s["me_p99_ms"], " ms")))
+        storm = ratio(s["me_p99_during_logins_ms"], s["me_p99_ms"])
+        checks.append((f"{backend}: `/api/me` p99 in a login storm ≤ 2× idle", storm is not None and storm <= 2, f"{storm}×"))
+    wasm = [v for k, v in report["bundle"].items() if k.endswith(".wasm")]
+    if wasm:
+        checks.append(("hydrate `.wasm` ≤ 100 KB brotli", wasm[0]["brotli"] <= 100_000, f"{wasm[0]['brotli'] / 1000:.1f} KB"))
+    return checks
+
+
+def markdown(report):
+    m = report["machine"]
+    lines = [
+        f"Measured {report['date']} on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB "
+        f"({m['os']}; {m['rustc']}; Node {m['node']}). Loopback; wrk with {m['wrk_threads']} threads on the "
+        f"same cores; medians of {report['rounds']} interleaved rounds of {report['seconds']} s; "
+        f"`/api/me` at {report['connections']} connections, logins at {LOGIN_CONNECTIONS}; logout latency over "
+        f"{report['sessions']} sessions, one at a time. Ratio = Signoff ÷ Express.",
+        "",
+    ]
+    for backend, results in report["backends"].items():
+        peer = "MemoryStore" if backend == "sqlite" else "connect-pg-simple"
+        lines += [
+            f"**{'SQLite' if backend == 'sqlite' else 'PostgreSQL'}** (Express seed stack with {peer})",
+            "",
+            "| metric | Signoff | Express seed | ratio |",
+            "|---|---:|---:|---:|",
+        ]
+        for name, s, e, unit in rows_for(results):
+            lines.append(f"| {name} | {fmt(s, unit)} | {fmt(e, unit)} | {fmt(ratio(s, e))} |")
+        lines.append("")
+    c = report["ceiling"]
+    lines += [
+        f"Machine ceiling (an axum route with no I/O, same wrk settings): {fmt(c['rps'])} req/s, "
+        f"p99 {fmt(c['p99_ms'], ' ms')}.",
+        "",
+        "Hydrate bundle (release):",
+        "",
+        "| file | raw | gzip | brotli |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, size in report["bundle"].items():
+        lines.append(f"| `{name}` | {size['raw']:,} | {size['gzip']:,} | {size['brotli']:,} |")
+    lines += ["", "Targets:", ""]
+    for name, ok, value in targets(report):
+        lines.append(f"- {'reached' if ok else '**not reached**'}: {name} ({value})")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    for tool in ("wrk", "node", "npm", "brotli"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is missing (make bench installs it)")
+    if "--no-build" not in sys.argv:
+        build()
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "seconds": SECONDS,
+        "rounds": ROUNDS,
+        "connections": CONNECTIONS,
+        "sessions": SESSIONS,
+        "backends": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="signoff-bench-") as workdir:
+        for backend in BACKENDS:
+            log(f"backend: {backend}")
+            pair = start_pair(backend, workdir)
+            try:
+                report["backends"][backend] = measure_pair(pair)
+            finally:
+                for server in pair:
+                    server.stop()
+    log("ceiling")
+    report["ceiling"] = ceiling()
+    report["bundle"] = bundle()
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "latest.json"), "w") as out:
+        json.dump(report, out, indent=2)
+    text = markdown(report)
+    with open(os.path.join(RESULTS, "latest.md"), "w") as out:
+        out.write(text)
+    print()
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
