@@ -89,13 +89,13 @@ screenshots:
 	DATABASE_URL="sqlite://$(E2E_DIR)/signoff.db" RUST_LOG=warn SIGNOFF_SCREENSHOTS=docs \
 	  cargo leptos end-to-end
 
-## Release build of the hydrate bundle and its size, raw, gzip and brotli.
 ## Signoff against the seed's Express stack, side by side (bench/README.md). Not part of `make test`.
 ## Writes bench/results/latest.{json,md}. BENCH_SECONDS, BENCH_ROUNDS, BENCH_BACKENDS tune it.
-bench: tools-build
-	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+bench:
+	scripts/ensure-tools.sh bench
 	url=$$(scripts/ensure-postgres.sh); TEST_DATABASE_URL="$$url" python3 bench/bench.py
 
+## Release build of the hydrate bundle and its size, raw, gzip and brotli.
 wasm-size: tools-build
 	cargo leptos build --release
 	scripts/bundle-size.sh target/site/pkg

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Installs what `make run` / `make test` need, only when it is missing or at the wrong version.
 # Idempotent and quick when everything is present: each step checks a version before installing.
-# Usage: scripts/ensure-tools.sh [build|csr|all]   (default: all)
+# Usage: scripts/ensure-tools.sh [build|csr|all|bench]   (default: all)
 #   build: what `make run` needs (wasm target, cargo-leptos, wasm-bindgen CLI, wasm-opt)
 #   csr:   build + Trunk, for the client-side-rendered build
 #   all:   csr + Chromium, brotli and Playwright's npm package, for `make test`
+#   bench: build + wrk and brotli, for `make bench` (bench.py installs the Express peer itself)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what="${1:-all}"
+case "$what" in
+  build | csr | all | bench) ;;
+  *) echo "usage: scripts/ensure-tools.sh [build|csr|all|bench]" >&2; exit 2 ;;
+esac
 CARGO_LEPTOS_VERSION=0.3.10
 TRUNK_VERSION=0.21.14
 # Must equal the wasm-bindgen crate version pinned with `=` in Cargo.toml (checked below).
@@ -42,7 +47,7 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGE
   cargo install "wasm-bindgen-cli@$WASM_BINDGEN_VERSION" --force
 fi
 
-if [ "$what" != build ] && [ "$(trunk --version 2>/dev/null | awk '{print $2}')" != "$TRUNK_VERSION" ]; then
+if [ "$what" != build ] && [ "$what" != bench ] && [ "$(trunk --version 2>/dev/null | awk '{print $2}')" != "$TRUNK_VERSION" ]; then
   log "installing trunk $TRUNK_VERSION (about 6 minutes on 2 cores)"
   cargo install "trunk@$TRUNK_VERSION" --locked
 fi
@@ -51,7 +56,12 @@ fi
 apt_missing binaryen          # wasm-opt, used by cargo-leptos for release builds
 if [ "$what" = all ]; then
   apt_missing chromium        # Playwright drives Debian's Chromium; never a downloaded browser
+fi
+if [ "$what" = all ] || [ "$what" = bench ]; then
   apt_missing brotli          # wasm size report
+fi
+if [ "$what" = bench ]; then
+  apt_missing wrk             # the load generator
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_apt[*]}"
