@@ -1,10 +1,11 @@
-//! Password hashing with Argon2id, off the async executor and with a cap on concurrent hashes.
+//! Password hashing with Argon2id, off the async executor, with a cap on concurrent hashes and
+//! one reusable working memory per permitted hash.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use argon2::{
-    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
-    Algorithm, Argon2, Params, Version,
+    password_hash::{self, rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString},
+    Algorithm, Argon2, Block, Params, Version,
 };
 use tokio::sync::Semaphore;
 
@@ -15,19 +16,25 @@ const MEMORY_KIB: u32 = 19 * 1024;
 const ITERATIONS: u32 = 2;
 const PARALLELISM: u32 = 1;
 
-fn argon2() -> Argon2<'static> {
+fn params() -> Params {
     // These constants are valid by construction; `Params::new` only rejects out-of-range values.
-    let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None)
-        .unwrap_or_else(|_| Params::default());
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).unwrap_or_else(|_| Params::default())
 }
 
-/// Hashes and verifies passwords. Cloning shares the concurrency cap.
+/// The working memory of one Argon2 computation: `m` blocks of 1 KiB.
+type Memory = Vec<Block>;
+
+/// Hashes and verifies passwords. Cloning shares the concurrency cap and the memories.
 #[derive(Clone)]
 pub struct Hasher {
     /// Each hash takes ~19 MiB and tens of milliseconds of CPU. Bounding how many run at once keeps
     /// a login storm from eating the blocking pool and the machine's memory; the rest queue here.
     permits: Arc<Semaphore>,
+    /// One working memory per permit, allocated once and reused. Argon2's own `hash_password`
+    /// allocates 19 MiB per call on whichever blocking-pool thread runs it, and glibc keeps such
+    /// freed blocks in per-thread arenas: a login storm grew the server from 38 MiB to 506 MiB
+    /// (`make bench`). Reused memories hold it at one 19 MiB block per permit.
+    memories: Arc<Mutex<Vec<Memory>>>,
     /// A real Argon2id hash of a random secret. Unknown usernames are verified against it so that
     /// they cost the same time as a wrong password (no user enumeration by timing).
     dummy_hash: Arc<str>,
@@ -48,6 +55,7 @@ impl Hasher {
             .unwrap_or(2);
         let mut hasher = Self {
             permits: Arc::new(Semaphore::new(permits)),
+            memories: Arc::new(Mutex::new(Vec::with_capacity(permits))),
             dummy_hash: Arc::from(""),
         };
         let secret = SaltString::generate(&mut OsRng).to_string();
@@ -57,32 +65,24 @@ impl Hasher {
 
     /// Returns a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
     pub async fn hash(&self, password: String) -> Result<String, AppError> {
-        self.run(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            argon2()
-                .hash_password(password.as_bytes(), &salt)
-                .map(|hash| hash.to_string())
-                .map_err(|error| {
-                    tracing::error!(%error, "argon2 hashing failed");
-                    AppError::internal()
-                })
+        self.run(move |memory| {
+            hash_with(memory, password.as_bytes()).map_err(|error| {
+                tracing::error!(%error, "argon2 hashing failed");
+                AppError::internal()
+            })
         })
         .await
     }
 
     /// True when `password` matches `phc`; a malformed stored hash counts as a mismatch.
     pub async fn verify(&self, password: String, phc: String) -> Result<bool, AppError> {
-        self.run(move || {
-            Ok(PasswordHash::new(&phc)
-                .map(|parsed| {
-                    argon2()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or_else(|error| {
+        self.run(move |memory| {
+            Ok(
+                verify_with(memory, password.as_bytes(), &phc).unwrap_or_else(|error| {
                     tracing::error!(%error, "stored password hash is malformed");
                     false
-                }))
+                }),
+            )
         })
         .await
     }
@@ -94,24 +94,125 @@ impl Hasher {
             .map(|_| ())
     }
 
+    /// How many working memories exist (at most one per permit, once all have been used).
+    pub fn memories(&self) -> usize {
+        self.pool().len()
+    }
+
+    fn pool(&self) -> std::sync::MutexGuard<'_, Vec<Memory>> {
+        // A panic while holding this lock leaves the list itself intact.
+        self.memories
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+        work: impl FnOnce(&mut Memory) -> Result<T, AppError> + Send + 'static,
     ) -> Result<T, AppError> {
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| AppError::internal())?;
-        tokio::task::spawn_blocking(work).await.map_err(|error| {
+        // Holding a permit guarantees a free memory exists or may be made: there are never more
+        // memories than permits. (One lost to a panicking hash is simply made again.)
+        let mut memory = self.pool().pop().unwrap_or_default();
+        let (result, memory) = tokio::task::spawn_blocking(move || {
+            let result = work(&mut memory);
+            (result, memory)
+        })
+        .await
+        .map_err(|error| {
             tracing::error!(%error, "password hashing task failed");
             AppError::internal()
-        })?
+        })?;
+        self.pool().push(memory);
+        result
     }
+}
+
+/// Argon2id over `memory`, grown to the block count `params` needs (and kept at that size).
+fn compute(
+    memory: &mut Memory,
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> argon2::Result<()> {
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password,
+        salt,
+        out,
+        &mut memory[..blocks],
+    )
+}
+
+/// What `PasswordHasher::hash_password` does, over a reused memory: a new random salt, and the
+/// PHC string of the result.
+fn hash_with(memory: &mut Memory, password: &[u8]) -> password_hash::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_bytes = [0u8; 64];
+    let raw_salt = salt.as_salt().decode_b64(&mut salt_bytes)?;
+    let params = params();
+    let phc_params = ParamsString::try_from(&params)?;
+    let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
+        Ok(compute(
+            memory,
+            Algorithm::Argon2id,
+            Version::V0x13,
+            params,
+            password,
+            raw_salt,
+            out,
+        )?)
+    })?;
+    Ok(PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: phc_params,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    }
+    .to_string())
+}
+
+/// What `PasswordVerifier::verify_password` does, over a reused memory: recompute with the
+/// stored hash's own algorithm, version, parameters and salt, then compare in constant time
+/// (`Output`'s `PartialEq`). Hashes made with other parameters (say, before a cost increase)
+/// still verify.
+fn verify_with(memory: &mut Memory, password: &[u8], phc: &str) -> password_hash::Result<bool> {
+    let stored = PasswordHash::new(phc)?;
+    let (Some(salt), Some(expected)) = (stored.salt, stored.hash) else {
+        return Err(password_hash::Error::PhcStringField);
+    };
+    let algorithm = Algorithm::try_from(stored.algorithm)?;
+    let version = stored
+        .version
+        .map(Version::try_from)
+        .transpose()?
+        .unwrap_or_default();
+    let params = Params::try_from(&stored)?;
+    let mut salt_bytes = [0u8; 64];
+    let raw_salt = salt.decode_b64(&mut salt_bytes)?;
+    let computed = Output::init_with(expected.len(), |out| {
+        Ok(compute(
+            memory, algorithm, version, params, password, raw_salt, out,
+        )?)
+    })?;
+    Ok(computed == expected)
 }
 
 #[cfg(test)]
 mod tests {
+    use argon2::{PasswordHasher, PasswordVerifier};
+
     use super::*;
 
     #[tokio::test]
@@ -131,5 +232,86 @@ mod tests {
             .verify("x".into(), "not a hash".into())
             .await
             .unwrap());
+    }
+
+    /// The reused-memory code must agree with the argon2 crate's own `hash_password` and
+    /// `verify_password`, both ways, including hashes made with other parameters.
+    #[tokio::test]
+    async fn agrees_with_the_argon2_crate_both_ways() {
+        let hasher = Hasher::new().await.unwrap();
+        let ours = hasher
+            .hash("a passphrase of some length".into())
+            .await
+            .unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"a passphrase of some length", &parsed)
+            .is_ok());
+        assert!(Argon2::default()
+            .verify_password(b"a passphrase of some lengtH", &parsed)
+            .is_err());
+
+        let cheaper = Params::new(4096, 3, 1, Some(24)).unwrap();
+        for (algorithm, version) in [
+            (Algorithm::Argon2id, Version::V0x13),
+            (Algorithm::Argon2i, Version::V0x13),
+            (Algorithm::Argon2id, Version::V0x10),
+        ] {
+            let salt = SaltString::generate(&mut OsRng);
+            let theirs = Argon2::new(algorithm, version, cheaper.clone())
+                .hash_password(b"another passphrase", &salt)
+                .unwrap()
+                .to_string();
+            assert!(
+                hasher
+                    .verify("another passphrase".into(), theirs.clone())
+                    .await
+                    .unwrap(),
+                "{theirs}"
+            );
+            assert!(!hasher
+                .verify("another passphrasE".into(), theirs.clone())
+                .await
+                .unwrap());
+            // A stored hash whose output was cut short must not verify.
+            let (head, tail) = theirs.rsplit_once('$').unwrap();
+            let truncated = format!("{head}${}", &tail[..tail.len() - 4]);
+            assert!(!hasher
+                .verify("another passphrase".into(), truncated)
+                .await
+                .unwrap());
+        }
+    }
+
+    /// However many hashes run, there are never more working memories than permits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn working_memory_is_reused_not_reallocated() {
+        let hasher = Hasher::new().await.unwrap();
+        let permits = hasher.permits.available_permits();
+        let phc = hasher
+            .hash("the same passphrase again".into())
+            .await
+            .unwrap();
+        let runs = (0..4 * permits).map(|_| {
+            let (hasher, phc) = (hasher.clone(), phc.clone());
+            tokio::spawn(async move {
+                hasher
+                    .verify("the same passphrase again".into(), phc)
+                    .await
+                    .unwrap()
+            })
+        });
+        for run in futures::future::join_all(runs).await {
+            assert!(run.unwrap());
+        }
+        let memories = hasher.memories();
+        assert!(
+            memories >= 1 && memories <= permits,
+            "{memories} memories, {permits} permits"
+        );
+        assert!(hasher
+            .pool()
+            .iter()
+            .all(|memory| memory.len() == MEMORY_KIB as usize));
     }
 }
