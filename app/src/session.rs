@@ -247,6 +247,15 @@ impl Store {
     }
 }
 
+/// A session row and, when someone is signed in to it, its owner's row.
+#[derive(sqlx::FromRow)]
+struct SessionWithOwner {
+    data: Vec<u8>,
+    owner_id: Option<i64>,
+    username: Option<String>,
+    password_hash: Option<String>,
+}
+
 /// A session as listed to its owner.
 #[derive(Debug, sqlx::FromRow)]
 pub struct SessionRow {
@@ -299,11 +308,36 @@ impl SessionStore for Store {
         Ok(())
     }
 
+    /// Reads a live session and, in the same statement, the user it belongs to, whom it hands to
+    /// the auth backend for this request (see `auth::ssr::backend::prefetched`): one database
+    /// round trip per signed-in request instead of two. Expired rows are never returned.
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        match &self.library {
-            LibraryStore::Sqlite(store) => store.load(id).await,
-            LibraryStore::Postgres(store) => store.load(id).await,
+        let row: Option<SessionWithOwner> = on_db!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT s.data, u.id AS owner_id, u.username, u.password_hash \
+                 FROM tower_sessions s LEFT JOIN users u ON u.id = s.user_id \
+                 WHERE s.id = $1 AND s.expiry_date > $2",
+            )
+            .bind(id.to_string())
+            .bind(OffsetDateTime::now_utc())
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let record: Record = rmp_serde::from_slice(&row.data).map_err(store_error)?;
+        if let (Some(id), Some(username), Some(password_hash)) =
+            (row.owner_id, row.username, row.password_hash)
+        {
+            crate::auth::ssr::backend::prefetched::offer(crate::auth::ssr::UserRecord {
+                id,
+                username,
+                password_hash,
+            });
         }
+        Ok(Some(record))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {

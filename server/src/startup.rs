@@ -6,7 +6,7 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 use app::{
     auth::{
         live::EVENTS_PATH,
-        ssr::{events, events::Hub, password::Hasher, Backend},
+        ssr::{backend::prefetched, events, events::Hub, password::Hasher, Backend},
     },
     db::{Database, DatabaseSetupError},
     error::AppError,
@@ -15,9 +15,9 @@ use app::{
     state::AppState,
 };
 use axum::{
-    extract::State,
+    extract::{Request, State},
     http::{header, HeaderValue, StatusCode},
-    middleware,
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
     Router,
@@ -123,7 +123,8 @@ impl Application {
 }
 
 /// The whole HTTP surface. Layers, outermost first:
-/// trace → security headers → cross-site refusal and `/api` body cap → store-failure-to-503 →
+/// trace → security headers → cross-site refusal and `/api` body cap → the per-request owner
+/// slot (`prefetched`) → store-failure-to-503 →
 /// `Cache-Control: no-store` → cookies and session → sliding expiry → axum-login → pages and
 /// `/api` server functions. Static files and `/healthz` sit outside the session layers: they
 /// neither read nor extend a session.
@@ -133,6 +134,10 @@ pub async fn router(state: AppState) -> Result<Router, StartupError> {
     let session_layer = session::layer(Store::new(&state.db), state.sessions);
 
     let session_stack = ServiceBuilder::new()
+        // Lets the session read hand its owner to the auth layer (one read per request).
+        .layer(middleware::from_fn(|request: Request, next: Next| {
+            prefetched::scope(next.run(request))
+        }))
         .layer(middleware::map_response(store_failure_is_unavailable))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,

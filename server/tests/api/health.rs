@@ -50,53 +50,88 @@ fn bad_configuration_stops_start_up_naming_the_variable() {
     assert!(stderr.contains("SESSION_IDLE_TIMEOUT"), "{stderr}");
 }
 
+/// The real `server` binary on a fresh SQLite file and a random port, with its log captured.
+struct LoggedServer {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl LoggedServer {
+    async fn start(rust_log: &str) -> Self {
+        use std::io::{BufRead, BufReader};
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}/s.db", dir.path().display()),
+            )
+            .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", format!("{rust_log},server=info"))
+            // No sweep during the test: its statements would mix with the request's.
+            .env("SESSION_SWEEP_INTERVAL", "3600")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("server binary starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(strip_ansi(&line));
+            }
+        });
+        let addr = loop {
+            let line = lines
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .expect("server logs");
+            if let Some(at) = line.find("listening on http://") {
+                break line[at + "listening on http://".len()..].trim().to_owned();
+            }
+        };
+        Self {
+            child,
+            lines,
+            base: format!("http://{addr}"),
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// What was logged since the last call, after letting stragglers arrive.
+    async fn drain(&self) -> Vec<String> {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        self.lines.try_iter().collect()
+    }
+}
+
+impl Drop for LoggedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Runs the real binary with debug logging through a sign-in and sign-out and checks that no
 /// session id appears in what it logs.
 #[tokio::test]
 async fn logs_never_contain_a_session_id() {
-    use std::io::{BufRead, BufReader};
-
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/s.db", dir.path().display()),
-        )
-        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "debug")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("server binary starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut log = Vec::new();
-    let addr = loop {
-        let line = rx
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .expect("server logs");
-        let plain = strip_ansi(&line);
-        log.push(plain.clone());
-        if let Some(at) = plain.find("listening on http://") {
-            break plain[at + "listening on http://".len()..].trim().to_owned();
-        }
-    };
-    let base = format!("http://{addr}");
+    let server = LoggedServer::start("debug").await;
     let client = reqwest::Client::new();
     let form = [("username", "alice"), ("password", PASSWORD)];
     let registered = client
-        .post(format!("{base}/api/register"))
+        .post(server.url("/api/register"))
         .form(&form)
         .send()
         .await
         .unwrap();
     let first = session_cookie(&registered).unwrap();
     let login = client
-        .post(format!("{base}/api/login"))
+        .post(server.url("/api/login"))
         .header("cookie", format!("{COOKIE}={first}"))
         .form(&form)
         .send()
@@ -104,23 +139,18 @@ async fn logs_never_contain_a_session_id() {
         .unwrap();
     let second = session_cookie(&login).unwrap();
     client
-        .post(format!("{base}/api/logout"))
+        .post(server.url("/api/logout"))
         .header("cookie", format!("{COOKIE}={second}"))
         .send()
         .await
         .unwrap();
     client
-        .get(format!("{base}/api/me"))
+        .get(server.url("/api/me"))
         .header("cookie", format!("{COOKIE}={second}"))
         .send()
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let _ = child.kill();
-    let _ = child.wait();
-    while let Ok(line) = rx.try_recv() {
-        log.push(strip_ansi(&line));
-    }
+    let log = server.drain().await;
     assert!(
         log.iter().any(|l| l.contains("signed out")),
         "the sign-out was logged"
@@ -130,6 +160,43 @@ async fn logs_never_contain_a_session_id() {
             !line.contains(&first) && !line.contains(&second),
             "session id in log: {line}"
         );
+    }
+}
+
+/// A signed-in request reads its session and its user in one statement (the session store hands
+/// the user to the auth layer), not one statement each. Counted from sqlx's own statement log.
+#[tokio::test]
+async fn a_signed_in_request_reads_the_database_once() {
+    let server = LoggedServer::start("warn,sqlx::query=debug").await;
+    let client = reqwest::Client::new();
+    let registered = client
+        .post(server.url("/api/register"))
+        .form(&[("username", "alice"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = session_cookie(&registered).unwrap();
+    server.drain().await;
+
+    for _ in 0..3 {
+        let me: serde_json::Value = client
+            .get(server.url("/api/me"))
+            .header("cookie", format!("{COOKIE}={cookie}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["username"], "alice");
+        let statements: Vec<String> = server
+            .drain()
+            .await
+            .into_iter()
+            .filter(|line| line.contains("sqlx::query"))
+            .collect();
+        assert_eq!(statements.len(), 1, "{statements:#?}");
+        assert!(statements[0].contains("JOIN users"), "{statements:#?}");
     }
 }
 

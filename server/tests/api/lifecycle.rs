@@ -167,3 +167,28 @@ async fn a_session_id_in_the_url_is_ignored() {
         }
     }
 }
+
+/// The user behind a session is read afresh with the session on every request, never kept from
+/// an earlier one: when the password hash changes underneath (another instance, an operator),
+/// the very next request finds the session's auth hash stale and ends the session.
+#[tokio::test]
+async fn a_changed_password_hash_ends_the_session_at_the_next_request() {
+    let app = spawn_app().await;
+    let cookie = app.register("alice").await;
+    assert_eq!(app.me(Some(&cookie)).await.as_deref(), Some("alice"));
+    let updated = app::on_db!(&app.db, |pool| {
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE username_key = 'alice'")
+            .bind("$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$changedchangedchangedchangedchanged")
+            .execute(pool)
+            .await
+            .expect("update the hash")
+            .rows_affected()
+    });
+    assert_eq!(updated, 1);
+    assert_eq!(app.me(Some(&cookie)).await, None);
+    assert_eq!(
+        app.session_rows(&cookie).await,
+        0,
+        "the stale session is gone"
+    );
+}

