@@ -12,7 +12,7 @@ use app::{
     error::AppError,
     session::{self, Store},
     shell,
-    state::AppState,
+    state::{AppState, AppStateInner},
 };
 use axum::{
     extract::{Request, State},
@@ -67,14 +67,14 @@ impl Application {
             leptos_options.site_addr = bound;
         }
 
-        let state = AppState {
+        let state = AppState::new(AppStateInner {
             events: Hub::new(&db),
             leptos_options,
             db,
             sessions: settings.sessions,
             throttle: settings.throttle,
             site_origin: settings.site_origin,
-        };
+        });
         let router = router(state.clone()).await?;
         Ok(Self {
             listener,
