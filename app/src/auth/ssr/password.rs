@@ -110,25 +110,29 @@ impl Hasher {
         &self,
         work: impl FnOnce(&mut Memory) -> Result<T, AppError> + Send + 'static,
     ) -> Result<T, AppError> {
-        let _permit = self
-            .permits
-            .acquire()
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
             .await
             .map_err(|_| AppError::internal())?;
-        // Holding a permit guarantees a free memory exists or may be made: there are never more
-        // memories than permits. (One lost to a panicking hash is simply made again.)
-        let mut memory = self.pool().pop().unwrap_or_default();
-        let (result, memory) = tokio::task::spawn_blocking(move || {
+        let hasher = self.clone();
+        // The permit and the memory belong to the blocking task, not to the request: if the
+        // request is cancelled (the client went away), the hash still runs to its end, and only
+        // then are its permit and memory free again. Otherwise cancelled sign-ins would lift the
+        // cap while their hashes kept running, and drop their memories.
+        tokio::task::spawn_blocking(move || {
+            // There are never more memories than permits; one lost to a panicking hash is made
+            // again here.
+            let mut memory = hasher.pool().pop().unwrap_or_default();
             let result = work(&mut memory);
-            (result, memory)
+            hasher.pool().push(memory);
+            drop(permit);
+            result
         })
         .await
         .map_err(|error| {
             tracing::error!(%error, "password hashing task failed");
             AppError::internal()
-        })?;
-        self.pool().push(memory);
-        result
+        })?
     }
 }
 
@@ -313,5 +317,40 @@ mod tests {
             .pool()
             .iter()
             .all(|memory| memory.len() == MEMORY_KIB as usize));
+    }
+
+    /// A cancelled request does not cancel its hash: until the hash is done, its permit stays
+    /// taken (the cap holds) and its memory comes back to the pool afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelled_requests_keep_the_cap_until_their_hashes_finish() {
+        let hasher = Hasher::new().await.unwrap();
+        let permits = hasher.permits.available_permits();
+        let phc = hasher.hash("a passphrase to check".into()).await.unwrap();
+        let requests: Vec<_> = (0..permits)
+            .map(|_| {
+                let (hasher, phc) = (hasher.clone(), phc.clone());
+                tokio::spawn(
+                    async move { hasher.verify("a passphrase to check".into(), phc).await },
+                )
+            })
+            .collect();
+        while hasher.permits.available_permits() > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        for request in &requests {
+            request.abort();
+        }
+        // The requests are gone; their hashes (tens of milliseconds each) are not.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert_eq!(hasher.permits.available_permits(), 0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while hasher.permits.available_permits() < permits {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "permits never came back"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(hasher.memories(), permits, "no memory was lost");
     }
 }
