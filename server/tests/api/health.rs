@@ -59,6 +59,7 @@ struct LoggedServer {
 }
 
 impl LoggedServer {
+    /// `rust_log` must let `server`'s info lines through: start-up waits for "listening on".
     async fn start(rust_log: &str) -> Self {
         use std::io::{BufRead, BufReader};
 
@@ -69,7 +70,7 @@ impl LoggedServer {
                 format!("sqlite://{}/s.db", dir.path().display()),
             )
             .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
-            .env("RUST_LOG", format!("{rust_log},server=info"))
+            .env("RUST_LOG", rust_log)
             // No sweep during the test: its statements would mix with the request's.
             .env("SESSION_SWEEP_INTERVAL", "3600")
             .stderr(std::process::Stdio::piped())
@@ -167,7 +168,7 @@ async fn logs_never_contain_a_session_id() {
 /// the user to the auth layer), not one statement each. Counted from sqlx's own statement log.
 #[tokio::test]
 async fn a_signed_in_request_reads_the_database_once() {
-    let server = LoggedServer::start("warn,sqlx::query=debug").await;
+    let server = LoggedServer::start("warn,server=info,sqlx::query=debug").await;
     let client = reqwest::Client::new();
     let registered = client
         .post(server.url("/api/register"))
