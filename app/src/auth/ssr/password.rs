@@ -94,11 +94,6 @@ impl Hasher {
             .map(|_| ())
     }
 
-    /// How many working memories exist (at most one per permit, once all have been used).
-    pub fn memories(&self) -> usize {
-        self.pool().len()
-    }
-
     fn pool(&self) -> std::sync::MutexGuard<'_, Vec<Memory>> {
         // A panic while holding this lock leaves the list itself intact.
         self.memories
@@ -136,26 +131,20 @@ impl Hasher {
     }
 }
 
-/// Argon2id over `memory`, grown to the block count `params` needs (and kept at that size).
+/// Runs `argon2` over `memory`, grown to the block count its parameters need (and kept at that
+/// size for the next hash).
 fn compute(
     memory: &mut Memory,
-    algorithm: Algorithm,
-    version: Version,
-    params: Params,
+    argon2: &Argon2<'_>,
     password: &[u8],
     salt: &[u8],
     out: &mut [u8],
 ) -> argon2::Result<()> {
-    let blocks = params.block_count();
+    let blocks = argon2.params().block_count();
     if memory.len() < blocks {
         memory.resize(blocks, Block::default());
     }
-    Argon2::new(algorithm, version, params).hash_password_into_with_memory(
-        password,
-        salt,
-        out,
-        &mut memory[..blocks],
-    )
+    argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
 }
 
 /// What `PasswordHasher::hash_password` does, over a reused memory: a new random salt, and the
@@ -164,23 +153,14 @@ fn hash_with(memory: &mut Memory, password: &[u8]) -> password_hash::Result<Stri
     let salt = SaltString::generate(&mut OsRng);
     let mut salt_bytes = [0u8; 64];
     let raw_salt = salt.as_salt().decode_b64(&mut salt_bytes)?;
-    let params = params();
-    let phc_params = ParamsString::try_from(&params)?;
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params());
     let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
-        Ok(compute(
-            memory,
-            Algorithm::Argon2id,
-            Version::V0x13,
-            params,
-            password,
-            raw_salt,
-            out,
-        )?)
+        Ok(compute(memory, &argon2, password, raw_salt, out)?)
     })?;
     Ok(PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
-        params: phc_params,
+        params: ParamsString::try_from(argon2.params())?,
         salt: Some(salt.as_salt()),
         hash: Some(output),
     }
@@ -196,19 +176,20 @@ fn verify_with(memory: &mut Memory, password: &[u8], phc: &str) -> password_hash
     let (Some(salt), Some(expected)) = (stored.salt, stored.hash) else {
         return Err(password_hash::Error::PhcStringField);
     };
-    let algorithm = Algorithm::try_from(stored.algorithm)?;
     let version = stored
         .version
         .map(Version::try_from)
         .transpose()?
         .unwrap_or_default();
-    let params = Params::try_from(&stored)?;
+    let argon2 = Argon2::new(
+        Algorithm::try_from(stored.algorithm)?,
+        version,
+        Params::try_from(&stored)?,
+    );
     let mut salt_bytes = [0u8; 64];
     let raw_salt = salt.decode_b64(&mut salt_bytes)?;
     let computed = Output::init_with(expected.len(), |out| {
-        Ok(compute(
-            memory, algorithm, version, params, password, raw_salt, out,
-        )?)
+        Ok(compute(memory, &argon2, password, raw_salt, out)?)
     })?;
     Ok(computed == expected)
 }
@@ -308,7 +289,7 @@ mod tests {
         for run in futures::future::join_all(runs).await {
             assert!(run.unwrap());
         }
-        let memories = hasher.memories();
+        let memories = hasher.pool().len();
         assert!(
             memories >= 1 && memories <= permits,
             "{memories} memories, {permits} permits"
@@ -351,6 +332,6 @@ mod tests {
             );
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        assert_eq!(hasher.memories(), permits, "no memory was lost");
+        assert_eq!(hasher.pool().len(), permits, "no memory was lost");
     }
 }
