@@ -84,13 +84,11 @@ pub async fn change_password(
         })?;
     state
         .events
-        .publish(events::SessionsEnded {
-            user_id: user.id,
-            session: None,
-            except: keep.clone(),
-            by: keep.clone(),
-            reason: super::live::EndReason::PasswordChanged,
-        })
+        .publish(events::SessionsEnded::all_but(
+            user.id,
+            keep.clone(),
+            super::live::EndReason::PasswordChanged,
+        ))
         .await;
     // This session: a new id for the changed privilege, and the new auth hash.
     auth.session.cycle_id().await?;

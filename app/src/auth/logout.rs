@@ -47,13 +47,11 @@ pub async fn logout_all() -> Result<(), AppError> {
     // This session's pages were told by `end_session`; now every other session's.
     state
         .events
-        .publish(SessionsEnded {
-            user_id: user.id,
-            session: None,
-            except: ended.handle.clone(),
-            by: ended.handle.clone(),
-            reason: EndReason::SignedOutEverywhere,
-        })
+        .publish(SessionsEnded::all_but(
+            user.id,
+            ended.handle.clone(),
+            EndReason::SignedOutEverywhere,
+        ))
         .await;
     tracing::info!(
         user_id = user.id,
@@ -92,13 +90,12 @@ pub async fn revoke_session(id: String) -> Result<(), AppError> {
     {
         state
             .events
-            .publish(SessionsEnded {
-                user_id: user.id,
-                session: Some(id.clone()),
-                except: None,
-                by: current,
-                reason: EndReason::Revoked,
-            })
+            .publish(SessionsEnded::one(
+                user.id,
+                id.clone(),
+                current,
+                EndReason::Revoked,
+            ))
             .await;
     } else {
         return Err(AppError::not_found("session"));
@@ -175,13 +172,12 @@ pub async fn end_session(
     if let (Some(user), Some(handle)) = (&user, &handle) {
         state
             .events
-            .publish(super::ssr::events::SessionsEnded {
-                user_id: user.id,
-                session: Some(handle.clone()),
-                except: None,
-                by: Some(handle.clone()),
+            .publish(super::ssr::events::SessionsEnded::one(
+                user.id,
+                handle.clone(),
+                Some(handle.clone()),
                 reason,
-            })
+            ))
             .await;
     }
     Ok(Ended {

@@ -54,6 +54,29 @@ pub struct SessionsEnded {
 }
 
 impl SessionsEnded {
+    /// One session of the user ended, by the request of session `by` (if it had one).
+    pub fn one(user_id: i64, session: String, by: Option<String>, reason: EndReason) -> Self {
+        Self {
+            user_id,
+            session: Some(session),
+            except: None,
+            by,
+            reason,
+        }
+    }
+
+    /// Every session of the user ended except `caller`'s, whose request ended them (signing
+    /// out everywhere ends the caller separately; a password change keeps it).
+    pub fn all_but(user_id: i64, caller: Option<String>, reason: EndReason) -> Self {
+        Self {
+            user_id,
+            session: None,
+            except: caller.clone(),
+            by: caller,
+            reason,
+        }
+    }
+
     fn concerns(&self, user_id: i64, handle: &str) -> bool {
         self.user_id == user_id
             && self.session.as_deref().is_none_or(|one| one == handle)
