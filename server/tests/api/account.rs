@@ -47,19 +47,8 @@ async fn revoking_a_session_ends_it_and_only_it() {
     let laptop = app.register("alice").await;
     let phone = app.login("alice").await;
     let tablet = app.login("alice").await;
-    let handle = {
-        // The phone's handle, as the laptop sees it.
-        let before = app.get_json("/api/sessions", Some(&phone)).await;
-        before
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["current"] == true)
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    // The phone's handle, which the laptop then revokes.
+    let handle = app.handle_of(&phone).await;
     let response = app
         .post("/api/revoke_session", &[("id", &handle)], Some(&laptop))
         .await;

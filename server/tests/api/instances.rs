@@ -37,17 +37,7 @@ async fn revocation_everywhere_and_password_change_cross_instances_at_once() {
     let tablet = b.login("alice").await;
 
     // Revoke the phone from A; B sees it gone on the very next request.
-    let phone_handle = b
-        .get_json("/api/sessions", Some(&phone))
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["current"] == true)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let phone_handle = b.handle_of(&phone).await;
     let revoked = a
         .post(
             "/api/revoke_session",
