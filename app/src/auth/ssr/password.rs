@@ -301,18 +301,28 @@ mod tests {
     }
 
     /// A cancelled request does not cancel its hash: until the hash is done, its permit stays
-    /// taken (the cap holds) and its memory comes back to the pool afterwards.
+    /// taken (the cap holds) and its memory comes back to the pool afterwards. The "hashes" here
+    /// run until the test lets them finish, so nothing depends on how long a real one takes.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn cancelled_requests_keep_the_cap_until_their_hashes_finish() {
         let hasher = Hasher::new().await.unwrap();
         let permits = hasher.permits.available_permits();
-        let phc = hasher.hash("a passphrase to check".into()).await.unwrap();
+        let mut finish = Vec::new();
         let requests: Vec<_> = (0..permits)
             .map(|_| {
-                let (hasher, phc) = (hasher.clone(), phc.clone());
-                tokio::spawn(
-                    async move { hasher.verify("a passphrase to check".into(), phc).await },
-                )
+                let (done, wait) = std::sync::mpsc::channel::<()>();
+                finish.push(done);
+                let hasher = hasher.clone();
+                tokio::spawn(async move {
+                    hasher
+                        .run(move |memory| {
+                            // Marks the memory as used, then works until told to stop.
+                            memory.resize(1, Block::default());
+                            let _ = wait.recv();
+                            Ok(())
+                        })
+                        .await
+                })
             })
             .collect();
         while hasher.permits.available_permits() > 0 {
@@ -321,9 +331,10 @@ mod tests {
         for request in &requests {
             request.abort();
         }
-        // The requests are gone; their hashes (tens of milliseconds each) are not.
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        // The requests are gone; their hashes are not, and still hold every permit.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert_eq!(hasher.permits.available_permits(), 0);
+        drop(finish);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while hasher.permits.available_permits() < permits {
             assert!(
@@ -333,5 +344,6 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         assert_eq!(hasher.pool().len(), permits, "no memory was lost");
+        assert!(hasher.pool().iter().all(|memory| !memory.is_empty()));
     }
 }
