@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod landing;
 
 #[cfg(feature = "ssr")]
 pub mod db;
@@ -42,6 +43,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// Whether this server runs under `cargo leptos watch` (read once).
+#[cfg(feature = "ssr")]
+static UNDER_WATCH: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var_os("LEPTOS_WATCH").is_some());
+
 /// The page's Content-Security-Policy. Leptos gives each page render a fresh nonce and puts it on
 /// its inline hydration scripts; only scripts with it (and our own files) may run.
 #[cfg(feature = "ssr")]
@@ -52,13 +58,16 @@ fn set_page_csp(options: &LeptosOptions) {
     else {
         return;
     };
-    // `cargo leptos watch` reloads the page over a websocket on the reload port.
-    let live_reload = match options.env {
-        leptos::config::Env::DEV => format!(
+    // `cargo leptos watch` reloads the page over a websocket on the reload port. It sets
+    // `LEPTOS_WATCH` for the server it runs, and only then does `AutoReload` add its script:
+    // the same test, so no other server (debug or release) lets the page open a websocket.
+    let live_reload = if *UNDER_WATCH {
+        format!(
             " ws://127.0.0.1:{port} ws://localhost:{port}",
             port = options.reload_port
-        ),
-        leptos::config::Env::PROD => String::new(),
+        )
+    } else {
+        String::new()
     };
     let policy = format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \

@@ -86,7 +86,10 @@ impl Settings {
         };
 
         let env = match get("LEPTOS_ENV").as_deref().map(str::to_ascii_lowercase) {
-            None => Env::DEV,
+            // A release build is what gets deployed: production unless told otherwise.
+            // `cargo leptos watch` and `serve` build in debug, and say so themselves.
+            None if cfg!(debug_assertions) => Env::DEV,
+            None => Env::PROD,
             Some(value) if value == "dev" || value == "development" => Env::DEV,
             Some(value) if value == "prod" || value == "production" => Env::PROD,
             Some(_) => return Err(vars.invalid("LEPTOS_ENV", "expected DEV or PROD")),

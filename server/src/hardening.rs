@@ -1,8 +1,10 @@
 //! HTTP hardening around every route: refusing cross-site state changes, capping `/api` bodies
 //! before anything parses them, and the security headers (OWASP; ASVS 5.0 V3).
 
+use std::time::Duration;
+
 use axum::{
-    body::Body,
+    body::{Body, BodyDataStream},
     extract::{Request, State},
     http::{header, HeaderMap, HeaderName, HeaderValue, Method},
     middleware::Next,
@@ -10,6 +12,7 @@ use axum::{
 };
 
 use app::{error::AppError, state::AppState};
+use futures_util::StreamExt;
 
 /// The largest `/api` request body accepted (413 above it, before any parsing or hashing).
 pub const API_BODY_LIMIT: usize = 16 * 1024;
@@ -19,12 +22,16 @@ pub const API_BODY_LIMIT: usize = 16 * 1024;
 const NON_PAGE_CSP: &str =
     "default-src 'none'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'";
 
+/// How much of a refused body is read and thrown away so that the 413 reaches the client. A
+/// client still sending when the server closes gets a TCP reset, and with it no answer at all.
+const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
+/// How long a refused body may take to drain before the connection is closed regardless.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
 /// Refuses cross-site requests to state-changing `/api` calls with 403, and caps their bodies.
 ///
 /// Leptos server functions have no cross-site check of their own, and `SameSite=Lax` does not
-/// cover everything (login CSRF needs no cookie at all). A request is cross-site when
-/// `Sec-Fetch-Site` says so, or when `Origin` is present and is not the site's. Requests with
-/// neither header (curl, other servers) are allowed: they carry no ambient browser credentials.
+/// cover everything (login CSRF needs no cookie at all). See [`is_cross_site`] for the rule.
 pub async fn guard_api(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let safe_method = matches!(
         *request.method(),
@@ -43,25 +50,79 @@ pub async fn guard_api(State(state): State<AppState>, request: Request, next: Ne
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > API_BODY_LIMIT) {
-        return AppError::too_large(API_BODY_LIMIT).into_response();
+        // A client that waits for `100 Continue` has sent nothing yet: refuse without asking
+        // for the body. Any other client is already sending it.
+        let waits = request.headers().contains_key(header::EXPECT);
+        if !waits {
+            drain(request.into_body().into_data_stream(), 0).await;
+        }
+        return too_large();
     }
     // Read the body here, bounded, so a chunked upload without a length is capped too and the
     // server function only ever sees a small, complete body.
     let (parts, body) = request.into_parts();
-    match axum::body::to_bytes(body, API_BODY_LIMIT).await {
-        Ok(bytes) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return AppError::invalid_input("The request body could not be read.").into_response();
+        };
+        if bytes.len() + chunk.len() > API_BODY_LIMIT {
+            drain(stream, bytes.len() + chunk.len()).await;
+            return too_large();
         }
-        Err(_) => AppError::too_large(API_BODY_LIMIT).into_response(),
+        bytes.extend_from_slice(&chunk);
     }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 
+/// 413, closing the connection: what is left of the body is not worth reading.
+fn too_large() -> Response {
+    let mut response = AppError::too_large(API_BODY_LIMIT).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Reads and discards the rest of a refused body, up to [`DRAIN_LIMIT`] and [`DRAIN_TIME`], so
+/// that closing the connection afterwards is a clean close the client can read the 413 from.
+/// Nothing read here is parsed or kept.
+async fn drain(mut stream: BodyDataStream, already: usize) {
+    let mut seen = already;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len();
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Whether a state-changing request comes from another site: the rule of Go 1.25's
+/// `CrossOriginProtection` (Filippo Valsorda, "Cross-Site Request Forgery", 2025).
+///
+/// 1. `Sec-Fetch-Site` decides when present: `same-origin` and `none` (typed URL, bookmark) are
+///    allowed, anything else (`same-site`, `cross-site`) is refused. Every current browser sends
+///    it. It is what makes native form posts work: Chromium sends `Origin: null` on a form post
+///    from a page with `Referrer-Policy: no-referrer`, but still `Sec-Fetch-Site: same-origin`.
+/// 2. Without it, a request with no `Origin` either is not from a browser (curl, another server:
+///    no ambient cookies to abuse) or is same-origin from a very old one: allowed.
+/// 3. Otherwise `Origin` must name this site: its `host[:port]` must equal the `Host` header,
+///    or, when `SITE_ORIGIN` is configured (a proxy in front rewrites `Host`), the whole origin
+///    must equal it. `Origin: null` never matches.
+///
+/// tower-http 0.7's `CsrfLayer` implements the same rule. It is not used because Leptos and
+/// tower-sessions pin tower-http 0.6 (a second copy in the build), because its 403 is not this
+/// app's JSON error, and because with `SITE_ORIGIN` set the `Host` fallback must not apply.
 fn is_cross_site(request: &Request, site_origin: Option<&str>) -> bool {
     let headers = request.headers();
-    let fetch_site = headers.get(HeaderName::from_static("sec-fetch-site"));
-    if fetch_site.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site")) {
-        return true;
+    if let Some(fetch_site) = headers.get(HeaderName::from_static("sec-fetch-site")) {
+        let fetch_site = fetch_site.as_bytes();
+        return !(fetch_site.eq_ignore_ascii_case(b"same-origin")
+            || fetch_site.eq_ignore_ascii_case(b"none"));
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return false;
@@ -72,7 +133,6 @@ fn is_cross_site(request: &Request, site_origin: Option<&str>) -> bool {
     if let Some(site) = site_origin {
         return !origin.eq_ignore_ascii_case(site.trim_end_matches('/'));
     }
-    // No configured origin: the Origin's host[:port] must be the Host the request was sent to.
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())

@@ -1,6 +1,7 @@
 //! Signoff's server: configuration, start-up and serving. `main.rs` only wires these together.
 
 pub mod config;
+pub mod forms;
 pub mod hardening;
 pub mod startup;
 pub mod telemetry;

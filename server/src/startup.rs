@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 use tower::{layer::layer_fn, ServiceBuilder};
 use tower_http::{services::ServeDir, set_header::SetResponseHeaderLayer, trace::TraceLayer};
 
-use crate::{config::Settings, hardening};
+use crate::{config::Settings, forms, hardening};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -123,7 +123,8 @@ impl Application {
 }
 
 /// The whole HTTP surface. Layers, outermost first:
-/// trace → security headers → cross-site refusal and `/api` body cap → the per-request owner
+/// trace → security headers → cross-site refusal and `/api` body cap → native form posts land
+/// on the page (`forms`) → the per-request owner
 /// slot (`prefetched`) → store-failure-to-503 →
 /// `Cache-Control: no-store` → cookies and session → sliding expiry → axum-login → pages and
 /// `/api` server functions. Static files and `/healthz` sit outside the session layers: they
@@ -178,6 +179,10 @@ pub async fn router(state: AppState) -> Result<Router, StartupError> {
             &format!("/{}", options.site_pkg_dir),
             ServeDir::new(pkg_dir),
         )
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            forms::land_native_forms,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             hardening::guard_api,

@@ -33,16 +33,20 @@ pub enum EndReason {
     Expired,
     /// The session is gone and the server cannot tell why (it may have missed the event).
     Ended,
+    /// A request with this session's cookie signed in as another user, so the session was
+    /// replaced by a new one (another tab or window of this browser).
+    Replaced,
 }
 
 impl EndReason {
-    pub const ALL: [EndReason; 6] = [
+    pub const ALL: [EndReason; 7] = [
         EndReason::SignedOut,
         EndReason::Revoked,
         EndReason::SignedOutEverywhere,
         EndReason::PasswordChanged,
         EndReason::Expired,
         EndReason::Ended,
+        EndReason::Replaced,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +57,7 @@ impl EndReason {
             EndReason::PasswordChanged => "password_changed",
             EndReason::Expired => "expired",
             EndReason::Ended => "ended",
+            EndReason::Replaced => "replaced",
         }
     }
 
@@ -77,6 +82,9 @@ impl EndReason {
             }
             (EndReason::Expired, _) => "Your session expired. Please sign in again.",
             (EndReason::Ended, _) => "Your session has ended. Please sign in again.",
+            (EndReason::Replaced, _) => {
+                "You signed in as another user in another tab or window, so this page was reset."
+            }
         }
     }
 }
@@ -175,6 +183,7 @@ mod client {
 
     pub(super) fn follow(auth: AuthState) {
         listen_to_other_tabs(auth);
+        recheck_when_restored(auth);
 
         // One stream while signed in; a new one when the session is renewed. Dropping the task
         // (abort) drops the EventSource, which closes the connection.
@@ -213,11 +222,9 @@ mod client {
                 };
                 match message {
                     TabMessage::SignedOut(reason) => auth.ended_elsewhere(reason, true),
-                    TabMessage::SignedIn => {
-                        if !auth.is_signed_in() {
-                            auth.user.refetch();
-                        }
-                    }
+                    // Signed in there: this tab shares the cookie, so ask who it is now (it may
+                    // be someone else than this page shows).
+                    TabMessage::SignedIn => spawn_local(recheck(auth)),
                     TabMessage::Renewed => auth.renewals.update(|n| *n += 1),
                 }
             },
@@ -226,6 +233,41 @@ mod client {
         // The handler lives as long as the page, like the channel.
         on_message.forget();
         CHANNEL.with(|slot| *slot.borrow_mut() = Some(channel));
+    }
+
+    /// Asks the server who this browser is signed in as, and makes the page agree: signed
+    /// out, someone else, or (after a renewal elsewhere) the same user on a new stream.
+    async fn recheck(auth: AuthState) {
+        let shown = match auth.user.get_untracked() {
+            Some(Ok(user)) => user,
+            // Still loading or failed to load: that view asks by itself.
+            _ => return,
+        };
+        match (current_user().await, shown) {
+            (Ok(None), Some(_)) => auth.ended_elsewhere(EndReason::Ended, false),
+            (Ok(Some(user)), None) => auth.user.set(Some(Ok(Some(user)))),
+            (Ok(Some(user)), Some(was)) if user != was => auth.switched_to(user),
+            // Same user: the session may have a new id, so listen again.
+            (Ok(Some(_)), Some(_)) => auth.renewals.update(|n| *n += 1),
+            (Ok(None), None) | (Err(_), _) => {}
+        }
+    }
+
+    /// A page restored from the back/forward cache shows what it showed when it was left; the
+    /// session may have ended since (elsewhere, or by time), and its event stream was closed
+    /// meanwhile. So check again at once when the page comes back (`pageshow` with `persisted`).
+    fn recheck_when_restored(auth: AuthState) {
+        let on_pageshow = Closure::<dyn FnMut(web_sys::PageTransitionEvent)>::new(
+            move |event: web_sys::PageTransitionEvent| {
+                if event.persisted() {
+                    spawn_local(recheck(auth));
+                }
+            },
+        );
+        let _ = window()
+            .add_event_listener_with_callback("pageshow", on_pageshow.as_ref().unchecked_ref());
+        // The listener lives as long as the page.
+        on_pageshow.forget();
     }
 
     /// How one connection ended.

@@ -67,12 +67,31 @@ async fn start_session(
     // not yet authenticated, so signing in as B over A's session would keep A's id: when the
     // request came with a session, re-key it here. (A new visitor's session is re-keyed by
     // axum-login itself.)
+    // The session being replaced, if it belonged to someone else: its open pages (other tabs of
+    // this browser) must hear that it ended, or they would go on showing the previous user.
+    let replaced = auth
+        .user
+        .as_ref()
+        .filter(|previous| previous.id != user.id)
+        .map(|previous| previous.id)
+        .zip(super::ssr::current_handle(auth));
     if auth.session.id().is_some() {
         auth.session.cycle_id().await?;
     }
     auth.login(user).await?;
     crate::session::mark_started(&auth.session, &state.sessions, meta.user_agent.as_deref())
         .await?;
+    if let Some((previous_user, handle)) = replaced {
+        state
+            .events
+            .publish(super::ssr::events::SessionsEnded::one(
+                previous_user,
+                handle.clone(),
+                Some(handle),
+                super::live::EndReason::Replaced,
+            ))
+            .await;
+    }
     // The new id is only assigned when the session is saved, after this function; the audit
     // trail links later events of this session by its tag from then on.
     audit::record(

@@ -10,7 +10,10 @@ use super::{
     live::{self, EndReason, TabMessage},
     login, logout, register, validate, Login, Logout, Register, User,
 };
-use crate::error::AppError;
+use crate::{
+    error::AppError,
+    landing::{FormError, Landing},
+};
 
 type UserResult = Result<Option<User>, AppError>;
 
@@ -24,6 +27,9 @@ pub struct AuthState {
     pub notice: RwSignal<Option<String>>,
     /// Bumped when the session continues under a new id, so the event stream reopens with it.
     pub renewals: RwSignal<u32>,
+    /// What a form posted without JavaScript came back with (`crate::landing`). Read on the
+    /// server while rendering; the browser gets it with the page.
+    pub landing: Resource<Landing>,
 }
 
 impl AuthState {
@@ -32,6 +38,7 @@ impl AuthState {
             user: Resource::new_blocking(|| (), |_| current_user()),
             notice: RwSignal::new(None),
             renewals: RwSignal::new(0),
+            landing: Resource::new_blocking(|| (), |_| read_landing()),
         }
     }
 
@@ -69,12 +76,68 @@ impl AuthState {
         live::tell_other_tabs(TabMessage::Renewed);
     }
 
+    /// Another request of this browser signed in as `user` over this page's session (another
+    /// tab, a form post): nothing of the previous user stays, and the page shows the new one.
+    #[cfg_attr(not(feature = "browser"), allow(dead_code))]
+    pub(crate) fn switched_to(&self, user: User) {
+        self.signed_out(EndReason::Replaced.notice(true));
+        self.user.set(Some(Ok(Some(user))));
+        // The page stays signed in, so its stream would stay on the replaced session: reopen it.
+        self.renewals.update(|n| *n += 1);
+    }
+
     /// Resets to the signed-out page. Everything the signed-in page held (the sessions and
     /// activity resources, form contents) belongs to components that unmount here and are
-    /// dropped with them.
+    /// dropped with them; what the server rendered into the page for hydration is erased too.
     pub(crate) fn signed_out(&self, notice: &str) {
         self.notice.set(Some(notice.to_owned()));
         self.user.set(Some(Ok(None)));
+        self.landing.set(Some(Landing::default()));
+        forget_server_rendered_data();
+    }
+}
+
+/// The landing of this page render: on the server, read from the request; in the browser (a
+/// client-side-rendered app) there is none, since that build always has JavaScript.
+async fn read_landing() -> Landing {
+    #[cfg(feature = "ssr")]
+    return crate::landing::take();
+    #[cfg(not(feature = "ssr"))]
+    Landing::default()
+}
+
+/// The server-rendered page carries its data twice more, for hydration: in its inline scripts
+/// and in `window.__RESOLVED_RESOURCES`. Both have served their purpose once the page is
+/// interactive; after a sign-out they would be the signed-in user's name, sessions, devices and
+/// addresses, still readable in the page. Empty the arrays in place (the wasm holds references to
+/// the same objects) and remove the inline scripts (they have run; removing them undoes nothing).
+fn forget_server_rendered_data() {
+    #[cfg(feature = "browser")]
+    {
+        use wasm_bindgen::JsCast;
+        let window = window();
+        for name in [
+            "__RESOLVED_RESOURCES",
+            "__SERIALIZED_ERRORS",
+            "__PENDING_RESOURCES",
+            "__INCOMPLETE_CHUNKS",
+        ] {
+            if let Ok(value) = js_sys::Reflect::get(&window, &name.into()) {
+                if let Some(array) = value.dyn_ref::<js_sys::Array>() {
+                    array.set_length(0);
+                }
+            }
+        }
+        if let Ok(scripts) = document().query_selector_all("script:not([src])") {
+            for index in 0..scripts.length() {
+                if let Some(element) = scripts
+                    .item(index)
+                    .and_then(|node| node.dyn_into::<web_sys::Element>().ok())
+                {
+                    element.remove();
+                }
+            }
+        }
     }
 }
 
@@ -125,6 +188,14 @@ fn SignedIn(user: User) -> impl IntoView {
     });
     let pending = sign_out.pending();
     let error = move || sign_out.value().get().and_then(Result::err);
+    // A form of this page posted without JavaScript and failed (sign-out or a Security form).
+    let landed_error = move || {
+        auth.landing
+            .get()
+            .and_then(|landing| landing.error)
+            .filter(|error| !matches!(error.endpoint.as_str(), "login" | "register"))
+            .filter(|_| sign_out.value().get().is_none())
+    };
 
     view! {
         <section class="card" aria-labelledby="account-heading">
@@ -160,6 +231,13 @@ fn SignedIn(user: User) -> impl IntoView {
                         }
                     })
             }}
+            {move || {
+                landed_error()
+                    .map(|FormError { endpoint, message }| {
+                        let prefix = if endpoint == "logout" { "Sign-out failed: " } else { "" };
+                        view! { <p class="error" role="alert">{prefix} {message}</p> }
+                    })
+            }}
         </section>
         <super::security_ui::SecurityPanel />
     }
@@ -189,7 +267,16 @@ fn SignedOut() -> impl IntoView {
         }
     });
 
+    // Landed here after signing out without JavaScript (`/?signed-out`).
+    let landed_signed_out = move || {
+        auth.notice.get().is_none() && auth.landing.get().is_some_and(|landing| landing.signed_out)
+    };
+
     view! {
+        {move || {
+            landed_signed_out()
+                .then(|| view! { <p class="notice" role="status">"You signed out."</p> })
+        }}
         <div class="forms">
             <CredentialsForm
                 id="sign-in"
@@ -228,7 +315,20 @@ fn CredentialsForm(
     let username = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
     let pending = action.pending();
-    let error = move || action.value().get().and_then(Result::err);
+    let auth = expect_context::<AuthState>();
+    let name = endpoint.trim_start_matches("/api/");
+    // The error of this form's last native post (no JavaScript), until it is used in the page.
+    let landed_error = move || {
+        auth.landing
+            .get()
+            .and_then(|landing| landing.error)
+            .filter(|error| error.endpoint == name)
+            .map(|error| error.message)
+    };
+    let error = move || match action.value().get() {
+        Some(result) => result.err().map(|error| error.message),
+        None => landed_error(),
+    };
     let on_submit = move |event: SubmitEvent| {
         event.prevent_default();
         action.dispatch((username.get_untracked(), password.get_untracked()));
@@ -282,9 +382,7 @@ fn CredentialsForm(
             <button type="submit" class="btn primary" disabled=pending>
                 {move || if pending.get() { pending_label } else { submit }}
             </button>
-            {move || {
-                error().map(|error| view! { <p class="error" role="alert">{error.message}</p> })
-            }}
+            {move || error().map(|message| view! { <p class="error" role="alert">{message}</p> })}
         </form>
     }
 }

@@ -1,0 +1,153 @@
+//! Where a form posted without JavaScript lands, and what the page says when it gets there.
+//!
+//! With JavaScript every form is intercepted and nothing navigates. Without it (or before the
+//! wasm has loaded) the browser posts the form itself to its server function. The server answers
+//! such a post with `303 See Other` to the page (`server/src/forms.rs`), so the person lands
+//! back on the app: signed in, signed out, or with the error shown in the form that failed.
+//!
+//! * An **error** travels in a short-lived cookie that only the server sets, never in the URL:
+//!   nobody can craft a link that puts their words on this page. The page render reads it once
+//!   and removes it.
+//! * **"You signed out."** travels as a fixed flag in the URL (`/?signed-out`), because the
+//!   sign-out response asks the browser to clear the site's cookies (`Clear-Site-Data`).
+//!
+//! This module is shared by the server (which writes both) and the page (which reads them).
+
+use serde::{Deserialize, Serialize};
+
+/// The cookie that carries a form error to the next page render.
+pub const FLASH_COOKIE: &str = "signoff_flash";
+/// How long an unread form error is kept (the redirect is followed at once).
+pub const FLASH_MAX_AGE_SECS: i64 = 60;
+/// The query flag of the page a native sign-out lands on.
+pub const SIGNED_OUT_FLAG: &str = "signed-out";
+/// The longest message a flash may carry: AppError messages are short sentences.
+const MESSAGE_MAX_BYTES: usize = 512;
+
+/// The forms that post natively, by their server function's endpoint (`/api/<endpoint>`).
+pub const FORM_ENDPOINTS: [&str; 6] = [
+    "login",
+    "register",
+    "logout",
+    "logout_all",
+    "revoke_session",
+    "change_password",
+];
+
+/// What the page shows on arrival after a native form post.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Landing {
+    /// The person just signed out here.
+    pub signed_out: bool,
+    /// The form post that failed, and why.
+    pub error: Option<FormError>,
+}
+
+/// A form post that failed: which form, and the error's message (already written for people).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormError {
+    /// One of [`FORM_ENDPOINTS`].
+    pub endpoint: String,
+    pub message: String,
+}
+
+impl FormError {
+    /// A new error for the form that posted to `endpoint`; unknown endpoints are `None`.
+    pub fn new(endpoint: &str, message: &str) -> Option<Self> {
+        let endpoint = FORM_ENDPOINTS.into_iter().find(|known| *known == endpoint)?;
+        let mut message = message.to_owned();
+        if message.len() > MESSAGE_MAX_BYTES {
+            let mut end = MESSAGE_MAX_BYTES;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+        }
+        Some(Self {
+            endpoint: endpoint.to_owned(),
+            message,
+        })
+    }
+
+    /// The cookie value: hex of `endpoint\nmessage` (cookie-safe, no quoting rules to get wrong).
+    pub fn encode(&self) -> String {
+        format!("{}\n{}", self.endpoint, self.message)
+            .bytes()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+
+    /// Reads a cookie value written by [`FormError::encode`]. Anything else is `None`.
+    pub fn decode(value: &str) -> Option<Self> {
+        if value.len() % 2 != 0 || value.len() > 2 * (MESSAGE_MAX_BYTES + 32) {
+            return None;
+        }
+        let bytes = (0..value.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(value.get(i..i + 2)?, 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (endpoint, message) = text.split_once('\n')?;
+        if message.is_empty() || message.chars().any(char::is_control) {
+            return None;
+        }
+        Self::new(endpoint, message)
+    }
+}
+
+/// Reads the landing of the page being rendered: the `signed-out` flag of its URL and the flash
+/// cookie, which it removes (an error is shown once). On the server only; the browser gets the
+/// result with the rest of the page's data.
+#[cfg(feature = "ssr")]
+pub fn take() -> Landing {
+    use leptos::prelude::use_context;
+
+    let Some(parts) = use_context::<http::request::Parts>() else {
+        return Landing::default();
+    };
+    let signed_out = parts
+        .uri
+        .query()
+        .is_some_and(|query| query.split('&').any(|pair| pair == SIGNED_OUT_FLAG));
+    let flash = parts
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == FLASH_COOKIE)
+        .map(|(_, value)| value.to_owned());
+    if flash.is_some() {
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            let removal = format!("{FLASH_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
+            if let Ok(removal) = http::HeaderValue::from_str(&removal) {
+                response.append_header(http::header::SET_COOKIE, removal);
+            }
+        }
+    }
+    Landing {
+        signed_out,
+        error: flash.as_deref().and_then(FormError::decode),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_errors_round_trip_and_junk_is_refused() {
+        let error = FormError::new("login", "Wrong username or password.").unwrap();
+        assert_eq!(FormError::decode(&error.encode()), Some(error));
+        let unicode = FormError::new("register", "Nom d’utilisateur pris — « ça »").unwrap();
+        assert_eq!(FormError::decode(&unicode.encode()), Some(unicode));
+        assert_eq!(FormError::new("elsewhere", "x"), None);
+        for junk in ["", "abc", "zz", "6c6f67696e", "6c6f67696e0a", "6c6f67696e0a07"] {
+            assert_eq!(FormError::decode(junk), None, "{junk}");
+        }
+        let long = FormError::new("login", &"é".repeat(1000)).unwrap();
+        assert!(long.message.len() <= MESSAGE_MAX_BYTES);
+        assert_eq!(FormError::decode(&long.encode()), Some(long));
+    }
+}
