@@ -3,7 +3,8 @@
 #   make test   installs what is missing, runs every test (lint, Rust, Playwright)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-export PATH := $(HOME)/.cargo/bin:$(PATH)
+# wasm-opt comes from npm (scripts/binaryen; see scripts/ensure-tools.sh), ahead of any other.
+export PATH := $(CURDIR)/scripts/binaryen/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 
 E2E_DIR := $(CURDIR)/target/e2e
 
@@ -29,7 +30,8 @@ csr-serve:
 	trunk serve --offline
 
 ## Every test: formatting, clippy, unit + integration tests on SQLite and on PostgreSQL,
-## Playwright in Chromium (server-rendered and client-side-rendered builds), the watch smoke test.
+## Playwright in Chromium on the release builds (server-rendered, and client-side-rendered for the
+## core flow), the watch smoke test (debug build).
 test: tools lint unit e2e e2e-csr watch-smoke
 
 tools:
@@ -70,12 +72,13 @@ soak:
 	TEST_DATABASE_URL="$$url" scripts/drop-test-databases.sh "$$run"; \
 	exit $$status
 
-## Playwright against a server on a fresh SQLite file (cargo-leptos builds, serves and runs it).
+## Playwright against the release build (what users deploy) on a fresh SQLite file: cargo-leptos
+## builds it, serves it and runs the suite. The debug build is covered by `watch-smoke`.
 e2e:
 	rm -rf "$(E2E_DIR)" && mkdir -p "$(E2E_DIR)"
-	DATABASE_URL="sqlite://$(E2E_DIR)/signoff.db" RUST_LOG=warn cargo leptos end-to-end
+	DATABASE_URL="sqlite://$(E2E_DIR)/signoff.db" RUST_LOG=warn cargo leptos end-to-end --release
 
-## The core Playwright flow against the Trunk (client-side-rendered) build.
+## The core Playwright flow against the Trunk (client-side-rendered) release build.
 e2e-csr:
 	scripts/e2e-csr.sh
 
@@ -87,7 +90,7 @@ watch-smoke:
 screenshots:
 	rm -rf "$(E2E_DIR)" && mkdir -p "$(E2E_DIR)"
 	DATABASE_URL="sqlite://$(E2E_DIR)/signoff.db" RUST_LOG=warn SIGNOFF_SCREENSHOTS=docs \
-	  cargo leptos end-to-end
+	  cargo leptos end-to-end --release
 
 ## Signoff against the seed's Express stack, side by side (bench/README.md). Not part of `make test`.
 ## Writes bench/results/latest.{json,md}. BENCH_SECONDS, BENCH_ROUNDS, BENCH_BACKENDS tune it.

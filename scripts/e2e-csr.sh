@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the core Playwright flow (tests tagged @core) against the client-side-rendered build:
+# Runs the core Playwright flow (tests tagged @core) against the client-side-rendered release build:
 # a `server` on a fresh SQLite file, `trunk serve` in front of it proxying /api, Chromium on
 # Trunk's port. Everything listens on loopback and is stopped on exit.
 set -euo pipefail
@@ -17,7 +17,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build -p server
+# The release server, as `make e2e` built it (a no-op then; cargo-leptos builds it otherwise).
+cargo leptos build --release
 
 # A Trunk config of the test's own: the project's Trunk.toml proxies to :3000, this one to the
 # test server (Trunk refuses two proxies for one path).
@@ -36,16 +37,16 @@ open = false
 backend = "http://127.0.0.1:$SERVER_PORT/api/"
 TOML
 
-echo "[csr] building the SPA with Trunk (offline, installed wasm-bindgen)"
-trunk --config "$work/Trunk.toml" build
+echo "[csr] building the SPA with Trunk in release mode (offline; wasm-bindgen and wasm-opt installed)"
+trunk --config "$work/Trunk.toml" build --release
 
 # The proxy forwards the browser's Origin (Trunk's port) with its own Host: tell the server.
 DATABASE_URL="sqlite://$work/signoff.db" LEPTOS_SITE_ADDR="127.0.0.1:$SERVER_PORT" \
   SITE_ORIGIN="http://127.0.0.1:$TRUNK_PORT" RUST_LOG=warn \
-  ./target/debug/server > "$work/server.log" 2>&1 &
+  ./target/release/server > "$work/server.log" 2>&1 &
 pids+=($!)
 
-trunk --config "$work/Trunk.toml" serve --no-autoreload > "$work/trunk.log" 2>&1 &
+trunk --config "$work/Trunk.toml" serve --release --no-autoreload > "$work/trunk.log" 2>&1 &
 pids+=($!)
 
 cd end2end

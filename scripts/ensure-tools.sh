@@ -2,7 +2,7 @@
 # Installs what `make run` / `make test` need, only when it is missing or at the wrong version.
 # Idempotent and quick when everything is present: each step checks a version before installing.
 # Usage: scripts/ensure-tools.sh [build|csr|all|bench]   (default: all)
-#   build: what `make run` needs (wasm target, cargo-leptos, wasm-bindgen CLI, wasm-opt)
+#   build: what `make run` needs (wasm target, cargo-leptos, wasm-bindgen CLI, wasm-opt from npm)
 #   csr:   build + Trunk, for the client-side-rendered build
 #   all:   csr + Chromium, brotli and Playwright's npm package, for `make test`
 #   bench: build + wrk and brotli, for `make bench` (bench.py installs the Express peer itself)
@@ -52,8 +52,18 @@ if [ "$what" != build ] && [ "$what" != bench ] && [ "$(trunk --version 2>/dev/n
   cargo install "trunk@$TRUNK_VERSION" --locked
 fi
 
+# --- wasm-opt (release builds) ------------------------------------------------------------------
+# Binaryen from npm, pinned in scripts/binaryen/package-lock.json: Debian's binaryen (108) mangles
+# the reference-types output of current Rust + wasm-bindgen, and the release bundle then fails at
+# hydration (`WebAssembly.Table.set()`). The Makefile puts scripts/binaryen/node_modules/.bin
+# first on PATH, where cargo-leptos and Trunk look for `wasm-opt`.
+WASM_OPT_VERSION=$(sed -n 's/.*"binaryen": "\([0-9]*\)\..*/\1/p' scripts/binaryen/package.json)
+if [ "$(scripts/binaryen/node_modules/.bin/wasm-opt --version 2>/dev/null | awk '{print $3}')" != "$WASM_OPT_VERSION" ]; then
+  log "installing wasm-opt (binaryen $WASM_OPT_VERSION from npm)"
+  (cd scripts/binaryen && npm ci --no-audit --no-fund)
+fi
+
 # --- Debian packages -----------------------------------------------------------------------------
-apt_missing binaryen          # wasm-opt, used by cargo-leptos for release builds
 if [ "$what" = all ]; then
   apt_missing chromium        # Playwright drives Debian's Chromium; never a downloaded browser
 fi

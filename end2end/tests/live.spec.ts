@@ -1,4 +1,5 @@
-import { expect, test, type Browser, type Locator, type Page } from '@playwright/test';
+import { expect, test } from './fixtures';
+import { type Browser, type Locator, type Page } from '@playwright/test';
 import { PASSWORD, device, openApp, sessionList, signIn, signUp, uniqueName } from './helpers';
 
 // Sign-out reaches every open page at once: other tabs through the BroadcastChannel, other
@@ -201,4 +202,49 @@ test('a refused stream backs off and reconnects; a session that died meanwhile r
   await expect(page.getByRole('status')).toHaveText('Your session has ended. Please sign in again.', { timeout: 15_000 });
   await expect(page.getByRole('form', { name: 'Sign in' })).toBeVisible();
   await context.close();
+});
+
+test('tabs: signing in as someone else in this browser resets the other tabs at once', async ({ browser, baseURL, request }) => {
+  const [alice, bob] = [uniqueName('alice'), uniqueName('bob')];
+  expect((await request.post('/api/register', { form: { username: bob, password: PASSWORD } })).status()).toBe(200);
+  const context = await browser.newContext({ baseURL });
+  const tab = await context.newPage();
+  await openApp(tab);
+  await signUp(tab, alice);
+  await live(tab);
+  await watchForReset(tab);
+
+  // Another request of this browser (it shares the cookie jar) signs in as bob over alice's
+  // session: a form post in another window, a script, another tab.
+  const actedAt = Date.now();
+  const response = await context.request.post('/api/login', { form: { username: bob, password: PASSWORD } });
+  expect(response.status()).toBe(200);
+  await expectReset(
+    tab,
+    'You signed in as another user in another tab or window, so this page was reset.',
+    actedAt,
+    'tab, user switch',
+  );
+  await expect(tab.getByText(`Signed in as ${alice}`)).toHaveCount(0);
+  await context.close();
+});
+
+test('back button: a page restored from the back/forward cache checks its session at once', async ({ browser, baseURL }) => {
+  const { username, laptop, phone } = await laptopAndPhone(browser, baseURL, 'bfc');
+  const page = phone.page;
+  const left = page.url();
+  await page.goto('/healthz');
+  // Meanwhile the laptop signs out everywhere: the phone's session ends while its page is cached.
+  await laptop.page.getByRole('button', { name: 'Sign out everywhere' }).click();
+  await expect(laptop.page.getByRole('form', { name: 'Sign in' })).toBeVisible();
+
+  await page.goBack();
+  expect(page.url()).toBe(left);
+  // Restored from the cache, not loaded again (a reload would be signed out trivially).
+  expect(await page.evaluate(() => (window as any).__signoffMarker)).toBe('still here');
+  await expect(page.getByRole('form', { name: 'Sign in' })).toBeVisible({ timeout: 1_000 });
+  await expect(page.getByText(`Signed in as ${username}`)).toHaveCount(0);
+  await expect(page.getByRole('status')).toHaveText('Your session has ended. Please sign in again.');
+  await laptop.context.close();
+  await phone.context.close();
 });

@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { COOKIE, PASSWORD, cookieOf, device, fillCredentials, sessionList, signIn, signUp, uniqueName } from './helpers';
 
 test('revoke another device from the Security section', async ({ browser, baseURL, request }) => {

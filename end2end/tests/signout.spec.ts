@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { COOKIE, PASSWORD, fillCredentials, openApp, uniqueName } from './helpers';
 
 test('create account → sign out → sign in → sign out, with no navigation or reload @core', async ({ page, context, request }) => {
@@ -123,4 +123,30 @@ test('sign-out shows its pending state, then reports a failure without pretendin
   await page.unroute('**/api/logout');
   await page.getByRole('button', { name: 'Sign out', exact: true }).click();
   await expect(page.getByRole('form', { name: 'Sign in' })).toBeVisible();
+});
+
+test('after an in-page sign-out, nothing of the user is left in the page', async ({ page, request, context }) => {
+  const username = uniqueName('scrub');
+  expect((await request.post('/api/register', { form: { username, password: PASSWORD } })).status()).toBe(200);
+  await context.addCookies((await request.storageState()).cookies);
+  await openApp(page);
+  await expect(page.getByText(`Signed in as ${username}`)).toBeVisible();
+  await expect(page.getByRole('list', { name: 'Your sessions' }).getByRole('listitem')).toHaveCount(1);
+
+  const hydrationData = () =>
+    page.evaluate(() => {
+      const inline = Array.from(document.querySelectorAll('script:not([src])')).map((s) => s.textContent);
+      return JSON.stringify(inline) + JSON.stringify((window as any).__RESOLVED_RESOURCES ?? null);
+    });
+  // The server-rendered page carried the user's data for hydration (so this test can fail).
+  expect(await hydrationData()).toContain(username);
+
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await expect(page.getByRole('status')).toHaveText('You signed out.');
+  const html = await page.evaluate(() => document.documentElement.outerHTML);
+  const data = await hydrationData();
+  for (const trace of [username, '127.0.0.1']) {
+    expect(html, `the page's HTML still holds ${trace}`).not.toContain(trace);
+    expect(data, `hydration data still holds ${trace}`).not.toContain(trace);
+  }
 });

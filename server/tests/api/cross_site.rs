@@ -21,6 +21,9 @@ async fn foreign_origin_or_cross_site_fetch_is_403_and_changes_nothing() {
         &[("origin", "https://evil.example")],
         &[("origin", "null")],
         &[("sec-fetch-site", "cross-site")],
+        // A sibling subdomain is same-site but not same-origin.
+        &[("sec-fetch-site", "same-site")],
+        &[("origin", "null"), ("sec-fetch-site", "cross-site")],
         &[
             ("origin", &format!("http://{}", app.addr)),
             ("sec-fetch-site", "cross-site"),
@@ -67,6 +70,8 @@ async fn same_origin_and_headerless_clients_are_allowed() {
         vec![("origin", own.as_str()), ("sec-fetch-site", "same-origin")],
         vec![("sec-fetch-site", "same-origin")],
         vec![("sec-fetch-site", "none")],
+        // Chromium's native form post from a page with `Referrer-Policy: no-referrer`.
+        vec![("origin", "null"), ("sec-fetch-site", "same-origin")],
         vec![],
     ] {
         let response = app

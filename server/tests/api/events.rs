@@ -183,3 +183,45 @@ async fn shutting_down_ends_open_streams() {
         .expect("shutdown is not held up by an open stream");
     assert!(events.closed().await);
 }
+
+#[tokio::test]
+async fn signing_in_as_someone_else_over_a_session_reaches_its_other_tabs() {
+    let app = spawn_app().await;
+    app.register("bob").await;
+    let alice = app.register("alice").await;
+    // Two tabs of alice's browser, sharing her cookie.
+    let mut tab1 = app.open_events(&alice).await;
+    let mut tab2 = app.open_events(&alice).await;
+
+    // A third tab (same cookie) signs in as bob.
+    let response = app
+        .post(
+            "/api/login",
+            &[("username", "bob"), ("password", PASSWORD)],
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    for tab in [&mut tab1, &mut tab2] {
+        assert_eq!(
+            tab.ended(SOON).await,
+            json!({"reason": "replaced", "same_session": true})
+        );
+    }
+
+    // Signing in again as the same user is a renewal, not an end: no news.
+    let bob = session_cookie(&response).expect("bob's cookie");
+    let mut bob_tab = app.open_events(&bob).await;
+    let again = app
+        .post(
+            "/api/login",
+            &[("username", "bob"), ("password", PASSWORD)],
+            Some(&bob),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert!(
+        bob_tab.next_event(Duration::from_millis(500)).await.is_none(),
+        "the same user's stream stays quiet"
+    );
+}

@@ -26,6 +26,78 @@ async fn oversized_bodies_are_413_before_anything_is_parsed() {
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// Sends `body_len` bytes of body to `/api/login` over a raw socket, as a simple client does:
+/// headers, then the whole body without waiting, then reads the answer. Returns the status line,
+/// or the error the client saw (a reset loses the answer).
+async fn raw_upload(addr: std::net::SocketAddr, chunked: bool, body_len: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_owned()
+    } else {
+        format!("Content-Length: {body_len}")
+    };
+    let head = format!(
+        "POST /api/login HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n{framing}\r\n\r\n"
+    );
+    let chunk = vec![b'a'; 64 * 1024];
+    let write = async {
+        socket.write_all(head.as_bytes()).await?;
+        let mut sent = 0;
+        while sent < body_len {
+            let n = chunk.len().min(body_len - sent);
+            if chunked {
+                socket.write_all(format!("{n:x}\r\n").as_bytes()).await?;
+                socket.write_all(&chunk[..n]).await?;
+                socket.write_all(b"\r\n").await?;
+            } else {
+                socket.write_all(&chunk[..n]).await?;
+            }
+            sent += n;
+        }
+        if chunked {
+            socket.write_all(b"0\r\n\r\n").await?;
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    // Like http.client: a failed write is not the end, the answer may still be readable.
+    let _ = write.await;
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), socket.read(&mut buffer)).await {
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&buffer[..n]),
+            Ok(Err(error)) if answer.is_empty() => return format!("error: {error}"),
+            Ok(Err(_)) => break,
+            Err(_) => return "error: no answer within 10 s".to_owned(),
+        }
+    }
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("error: empty answer")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_client_still_sending_a_large_body_gets_its_413() {
+    let app = spawn_app().await;
+    // 30 clients at once, each sending 1 MiB, with and without Content-Length.
+    let uploads = (0..30).map(|i| raw_upload(app.addr, i % 2 == 1, 1024 * 1024));
+    let answers = futures_util::future::join_all(uploads).await;
+    for (i, answer) in answers.iter().enumerate() {
+        assert!(
+            answer.starts_with("HTTP/1.1 413"),
+            "upload {i}: {answer} (all: {answers:?})"
+        );
+    }
+    // The server is fine afterwards.
+    assert_eq!(app.me(None).await, None);
+}
+
 #[tokio::test]
 async fn malformed_oversized_or_duplicated_cookies_are_no_session_never_5xx() {
     let app = spawn_app().await;

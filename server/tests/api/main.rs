@@ -6,6 +6,7 @@ mod helpers;
 mod account;
 mod cross_site;
 mod events;
+mod forms;
 mod hardening;
 mod health;
 mod instances;
