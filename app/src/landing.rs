@@ -54,7 +54,9 @@ pub struct FormError {
 impl FormError {
     /// A new error for the form that posted to `endpoint`; unknown endpoints are `None`.
     pub fn new(endpoint: &str, message: &str) -> Option<Self> {
-        let endpoint = FORM_ENDPOINTS.into_iter().find(|known| *known == endpoint)?;
+        let endpoint = FORM_ENDPOINTS
+            .into_iter()
+            .find(|known| *known == endpoint)?;
         let mut message = message.to_owned();
         if message.len() > MESSAGE_MAX_BYTES {
             let mut end = MESSAGE_MAX_BYTES;
@@ -143,7 +145,14 @@ mod tests {
         let unicode = FormError::new("register", "Nom d’utilisateur pris — « ça »").unwrap();
         assert_eq!(FormError::decode(&unicode.encode()), Some(unicode));
         assert_eq!(FormError::new("elsewhere", "x"), None);
-        for junk in ["", "abc", "zz", "6c6f67696e", "6c6f67696e0a", "6c6f67696e0a07"] {
+        for junk in [
+            "",
+            "abc",
+            "zz",
+            "6c6f67696e",
+            "6c6f67696e0a",
+            "6c6f67696e0a07",
+        ] {
             assert_eq!(FormError::decode(junk), None, "{junk}");
         }
         let long = FormError::new("login", &"é".repeat(1000)).unwrap();

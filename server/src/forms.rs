@@ -41,7 +41,12 @@ pub async fn land_native_forms(
     if request.method() != Method::POST || !is_native_form_post(request.headers()) {
         return next.run(request).await;
     }
-    let Some(endpoint) = request.uri().path().strip_prefix("/api/").map(str::to_owned) else {
+    let Some(endpoint) = request
+        .uri()
+        .path()
+        .strip_prefix("/api/")
+        .map(str::to_owned)
+    else {
         return next.run(request).await;
     };
     let response = next.run(request).await;

@@ -73,7 +73,8 @@ pub async fn guard_api(State(state): State<AppState>, request: Request, next: Ne
         }
         bytes.extend_from_slice(&chunk);
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// 413, closing the connection: what is left of the body is not worth reading.

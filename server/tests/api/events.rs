@@ -221,7 +221,10 @@ async fn signing_in_as_someone_else_over_a_session_reaches_its_other_tabs() {
         .await;
     assert_eq!(again.status(), StatusCode::OK);
     assert!(
-        bob_tab.next_event(Duration::from_millis(500)).await.is_none(),
+        bob_tab
+            .next_event(Duration::from_millis(500))
+            .await
+            .is_none(),
         "the same user's stream stays quiet"
     );
 }

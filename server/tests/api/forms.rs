@@ -8,7 +8,10 @@ use crate::helpers::*;
 
 /// What Chromium sends with a native form post from the app's own page.
 const BROWSER_FORM: &[(&str, &str)] = &[
-    ("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+    (
+        "accept",
+        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    ),
     ("origin", "null"),
     ("sec-fetch-site", "same-origin"),
     ("sec-fetch-mode", "navigate"),
@@ -75,7 +78,10 @@ async fn create_account_sign_out_and_sign_in_again_without_javascript() {
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&out).as_deref(), Some("/?signed-out"));
     let removal = session_set_cookie(&out).expect("the cookie is removed");
-    assert!(attributes(&removal).contains(&"max-age=0".to_owned()), "{removal}");
+    assert!(
+        attributes(&removal).contains(&"max-age=0".to_owned()),
+        "{removal}"
+    );
     assert!(header_value(&out, "clear-site-data").is_some());
     assert_eq!(app.session_rows(&cookie).await, 0, "the row is deleted");
     let (_, signed_out) = page(&app, "/?signed-out", "").await;
@@ -97,7 +103,10 @@ async fn a_failed_form_post_shows_its_error_once_in_its_form() {
     let failed = submit(
         &app,
         "/api/login",
-        &[("username", "alice"), ("password", "not the password at all")],
+        &[
+            ("username", "alice"),
+            ("password", "not the password at all"),
+        ],
         "",
     )
     .await;
@@ -106,7 +115,10 @@ async fn a_failed_form_post_shows_its_error_once_in_its_form() {
     assert!(session_cookie(&failed).is_none(), "not signed in");
     let flash = flash(&failed).expect("the error travels in a cookie");
     let set = set_cookies(&failed).join("\n");
-    assert!(set.contains("HttpOnly") && set.contains("Max-Age=60"), "{set}");
+    assert!(
+        set.contains("HttpOnly") && set.contains("Max-Age=60"),
+        "{set}"
+    );
 
     let (shown, body) = page(&app, "/", &flash).await;
     assert!(body.contains("Wrong username or password."), "{body}");
@@ -131,7 +143,10 @@ async fn a_failed_form_post_shows_its_error_once_in_its_form() {
     )
     .await;
     let (_, body) = page(&app, "/", &flash_of(&short)).await;
-    assert!(body.contains("Password must be at least 15 characters long."), "{body}");
+    assert!(
+        body.contains("Password must be at least 15 characters long."),
+        "{body}"
+    );
 }
 
 fn flash_of(response: &Response) -> String {
