@@ -81,7 +81,7 @@ impl FormError {
 
     /// Reads a cookie value written by [`FormError::encode`]. Anything else is `None`.
     pub fn decode(value: &str) -> Option<Self> {
-        if value.len() % 2 != 0 || value.len() > 2 * (MESSAGE_MAX_BYTES + 32) {
+        if !value.len().is_multiple_of(2) || value.len() > 2 * (MESSAGE_MAX_BYTES + 32) {
             return None;
         }
         let bytes = (0..value.len())
