@@ -123,6 +123,17 @@ impl AppError {
         )
     }
 
+    /// Too much expensive work queued (password hashing): shed, with a hint when to come back.
+    pub fn busy() -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                ErrorCode::Unavailable,
+                "The server is busy. Nothing was changed; please try again in a moment.",
+            )
+        }
+    }
+
     pub fn network() -> Self {
         Self::new(
             ErrorCode::Network,

@@ -254,6 +254,7 @@ struct SessionWithOwner {
     owner_id: Option<i64>,
     username: Option<String>,
     password_hash: Option<String>,
+    session_stamp: Option<String>,
 }
 
 /// A session as listed to its owner.
@@ -314,7 +315,7 @@ impl SessionStore for Store {
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let row: Option<SessionWithOwner> = on_db!(&self.db, |pool| {
             sqlx::query_as(
-                "SELECT s.data, u.id AS owner_id, u.username, u.password_hash \
+                "SELECT s.data, u.id AS owner_id, u.username, u.password_hash, u.session_stamp \
                  FROM tower_sessions s LEFT JOIN users u ON u.id = s.user_id \
                  WHERE s.id = $1 AND s.expiry_date > $2",
             )
@@ -328,13 +329,17 @@ impl SessionStore for Store {
             return Ok(None);
         };
         let record: Record = rmp_serde::from_slice(&row.data).map_err(store_error)?;
-        if let (Some(id), Some(username), Some(password_hash)) =
-            (row.owner_id, row.username, row.password_hash)
-        {
+        if let (Some(id), Some(username), Some(password_hash), Some(session_stamp)) = (
+            row.owner_id,
+            row.username,
+            row.password_hash,
+            row.session_stamp,
+        ) {
             crate::auth::ssr::backend::prefetched::offer(crate::auth::ssr::UserRecord {
                 id,
                 username,
                 password_hash,
+                session_stamp,
             });
         }
         Ok(Some(record))
@@ -390,6 +395,23 @@ pub async fn mark_started(
     session.insert(STARTED_AT, now.unix_timestamp()).await?;
     session.insert(REFRESHED_AT, now.unix_timestamp()).await?;
     session.set_expiry(Some(Expiry::AtDateTime(settings.deadline(now, now))));
+    Ok(())
+}
+
+/// Re-asserts a signed-in session's deadline after a handler changed the session (a password
+/// change re-keys it). tower-sessions saves a changed session with the layer's default expiry
+/// (`now + idle`) unless the request set one, which could carry the session past its absolute
+/// timeout.
+pub async fn keep_deadline(
+    session: &Session,
+    settings: &SessionSettings,
+) -> Result<(), tower_sessions::session::Error> {
+    let now = OffsetDateTime::now_utc();
+    let Some(started) = session.get::<i64>(STARTED_AT).await? else {
+        return Ok(());
+    };
+    let started = OffsetDateTime::from_unix_timestamp(started).unwrap_or(now);
+    session.set_expiry(Some(Expiry::AtDateTime(settings.deadline(started, now))));
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 
 use crate::{
-    auth::ssr::{events::Hub, throttle::ThrottleSettings},
+    auth::ssr::{client_addr::Cidr, events::Hub, throttle::ThrottleSettings},
     db::Database,
     session::SessionSettings,
 };
@@ -42,6 +42,8 @@ pub struct AppStateInner {
     pub site_origin: Option<String>,
     /// Tells open pages, on every instance, that their session ended.
     pub events: Hub,
+    /// Peers whose forwarding headers name the client (`TRUSTED_PROXIES`); empty: none.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

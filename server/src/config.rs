@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use app::{
-    auth::ssr::throttle::ThrottleSettings,
+    auth::ssr::{client_addr::Cidr, throttle::ThrottleSettings},
     db::{PoolSettings, DEFAULT_DATABASE_URL},
     session::SessionSettings,
 };
@@ -18,6 +18,8 @@ pub struct Settings {
     /// How often expired session rows are deleted (`SESSION_SWEEP_INTERVAL` seconds, 60).
     pub sweep_interval: Duration,
     pub throttle: ThrottleSettings,
+    /// `TRUSTED_PROXIES`: comma-separated CIDRs whose `Forwarded`/`X-Forwarded-For` count.
+    pub trusted_proxies: Vec<Cidr>,
     /// `SITE_ORIGIN`: the public origin, when a proxy changes the `Host` header.
     pub site_origin: Option<String>,
     pub leptos_options: LeptosOptions,
@@ -59,9 +61,28 @@ impl Settings {
         if max_failures == 0 {
             return Err(vars.invalid("LOGIN_MAX_FAILURES", "must be at least 1"));
         }
+        let account_lock: u32 = vars.parsed("LOGIN_ACCOUNT_LOCK", throttle_defaults.account_lock)?;
+        if !(1..=100).contains(&account_lock) {
+            return Err(vars.invalid("LOGIN_ACCOUNT_LOCK", "must be 1 to 100 (NIST SP 800-63B-4)"));
+        }
+        let max_registrations: u32 =
+            vars.parsed("REGISTER_MAX_PER_WINDOW", throttle_defaults.max_registrations)?;
+        if max_registrations == 0 {
+            return Err(vars.invalid("REGISTER_MAX_PER_WINDOW", "must be at least 1"));
+        }
         let throttle = ThrottleSettings {
             max_failures,
             window: vars.seconds("LOGIN_THROTTLE_WINDOW", throttle_defaults.window)?,
+            account_lock,
+            max_registrations,
+        };
+        let trusted_proxies = match get("TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|cidr| cidr.parse::<Cidr>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|reason| vars.invalid("TRUSTED_PROXIES", reason))?,
         };
         let site_origin = match get("SITE_ORIGIN") {
             None => None,
@@ -109,6 +130,7 @@ impl Settings {
             sessions,
             sweep_interval: vars.seconds("SESSION_SWEEP_INTERVAL", Duration::from_secs(60))?,
             throttle,
+            trusted_proxies,
             site_origin,
             leptos_options,
         })

@@ -12,6 +12,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        [] => {}
+        ["unlock-account", username] => return unlock_account(&settings, username).await,
+        _ => {
+            eprintln!(
+                "usage: server                         serve (configured by the environment)\n       \
+                 server unlock-account NAME    reopen an account closed after too many failed sign-ins"
+            );
+            return ExitCode::from(2);
+        }
+    }
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(error) => {
@@ -24,6 +36,36 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("signoff: server error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `server unlock-account NAME`: after `LOGIN_ACCOUNT_LOCK` consecutive failed sign-ins an account
+/// accepts sign-ins only from clients it knows; this reopens it to every client.
+async fn unlock_account(settings: &Settings, username: &str) -> ExitCode {
+    let db = match app::db::Database::connect(&settings.database_url, settings.pool).await {
+        Ok(db) => db,
+        Err(error) => {
+            eprintln!("signoff: could not open the database: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(error) = db.migrate().await {
+        eprintln!("signoff: {error}");
+        return ExitCode::FAILURE;
+    }
+    match app::auth::ssr::backend::unlock_account(&db, username).await {
+        Ok(true) => {
+            println!("signoff: {username} is unlocked");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            eprintln!("signoff: no account named {username}");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("signoff: could not unlock {username}: {error}");
             ExitCode::FAILURE
         }
     }

@@ -74,6 +74,7 @@ impl Application {
             sessions: settings.sessions,
             throttle: settings.throttle,
             site_origin: settings.site_origin,
+            trusted_proxies: settings.trusted_proxies,
         });
         let router = router(state.clone()).await?;
         Ok(Self {

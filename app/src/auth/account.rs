@@ -54,34 +54,33 @@ pub async fn change_password(
     current_password: String,
     new_password: String,
 ) -> Result<(), AppError> {
-    use super::ssr::{audit, current_handle, events, request_meta, require_user, throttle};
+    use super::ssr::{attempts::Attempt, audit, current_handle, events, request_meta, require_user};
 
     let mut auth = super::ssr::auth_session().await?;
     let user = require_user(&auth)?;
     let state = super::ssr::app_state()?;
     let meta = request_meta();
-    let buckets = throttle::buckets(&user.username, meta.ip);
-    throttle::check(&state.db, &state.throttle, &buckets).await?;
+    let key = super::validate::username_key(&user.username);
+    // The same reservation as a sign-in: a stolen session cannot guess the password faster.
+    let attempt = Attempt::begin(&state, &auth.backend, &key).await?;
     if !auth
         .backend
         .verify_password(&user, &current_password)
         .await?
     {
-        throttle::record_failure(&state.db, &state.throttle, &buckets).await?;
+        attempt.failed(&auth.backend).await;
         return Err(AppError::wrong_password());
     }
+    attempt.succeeded(&state, &auth.backend, user.id).await?;
 
-    let updated = auth.backend.set_password(&user, &new_password).await?;
-    // Other sessions: their rows go now (their auth hash no longer matches either, so even a
-    // request already past the store could not use them).
+    let updated = auth.backend.new_password(&user, &new_password).await?;
+    // One transaction: the new hash and stamp, and every other session gone. Either all of it
+    // happened or none of it, so the answer (200, or 503 "nothing was changed") is the truth.
     let keep = current_handle(&auth);
-    let ended = crate::session::Store::new(&state.db)
-        .delete_for_user(user.id, keep.as_deref())
-        .await
-        .map_err(|error| {
-            tracing::error!(%error, "could not end other sessions");
-            AppError::unavailable()
-        })?;
+    let ended = auth
+        .backend
+        .commit_password(&updated, keep.as_deref())
+        .await?;
     state
         .events
         .publish(events::SessionsEnded::all_but(
@@ -90,9 +89,11 @@ pub async fn change_password(
             super::live::EndReason::PasswordChanged,
         ))
         .await;
-    // This session: a new id for the changed privilege, and the new auth hash.
+    // This session: a new id for the changed privilege, the new stamp, and its deadline kept
+    // (re-keying must not extend it).
     auth.session.cycle_id().await?;
     auth.login(&updated).await?;
+    crate::session::keep_deadline(&auth.session, &state.sessions).await?;
     tracing::info!(
         user_id = user.id,
         other_sessions_ended = ended,

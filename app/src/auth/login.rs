@@ -5,50 +5,59 @@ use leptos::prelude::*;
 use super::User;
 use crate::error::AppError;
 
-/// `POST /api/register`: creates an account and signs it in.
+/// `POST /api/register`: creates an account and signs it in. Throttled per client address
+/// (every attempt counts, successful or not), before anything is looked up or hashed.
 #[server(prefix = "/api", endpoint = "register")]
 pub async fn register(username: String, password: String) -> Result<User, AppError> {
-    use super::ssr::{audit, request_meta};
+    use super::ssr::{audit, request_meta, throttle};
+
+    let state = super::ssr::app_state()?;
+    let meta = request_meta();
+    // Cheap checks first: a malformed request costs neither a reservation nor a hash.
+    super::validate::username(&username)?;
+    super::validate::new_password(&password)?;
+    let buckets = throttle::register_buckets(&state.throttle, meta.ip);
+    let _counted = throttle::reserve(&state.db, &state.throttle, &buckets).await?;
 
     let mut auth = super::ssr::auth_session().await?;
     let user = auth.backend.register(&username, &password).await?;
-    let state = super::ssr::app_state()?;
     audit::record(
         &state.db,
         audit::Event::AccountCreated,
         Some(user.id),
         None,
-        request_meta().ip,
+        meta.ip,
     )
     .await;
     start_session(&mut auth, &user).await?;
     Ok(User::from(&user))
 }
 
-/// `POST /api/login`: signs in. Every credential failure gets the same 401 and message; too many
-/// failures for the account or the client address get 429 before any password is hashed.
+/// `POST /api/login`: signs in. Every credential failure gets the same 401 and message. The
+/// attempt is reserved before any password is hashed (`ssr::attempts`): too many for the
+/// account, the client address or the pair get 429.
 #[server(prefix = "/api", endpoint = "login")]
 pub async fn login(username: String, password: String) -> Result<User, AppError> {
-    use super::ssr::{audit, request_meta, throttle, Credentials};
+    use super::ssr::{attempts::Attempt, audit, request_meta, Credentials};
 
     let state = super::ssr::app_state()?;
     let meta = request_meta();
-    let buckets = throttle::buckets(&username, meta.ip);
-    throttle::check(&state.db, &state.throttle, &buckets).await?;
-
+    let key = super::validate::login_username(&username)?;
     let mut auth = super::ssr::auth_session().await?;
-    let attempt = auth
+    let attempt = Attempt::begin(&state, &auth.backend, &key).await?;
+    let verified = auth
         .authenticate(Credentials {
             username: username.clone(),
             password,
         })
         .await?;
-    let Some(user) = attempt else {
-        throttle::record_failure(&state.db, &state.throttle, &buckets).await?;
+    let Some(user) = verified else {
+        attempt.failed(&auth.backend).await;
         let target = auth.backend.user_id_by_name(&username).await?;
         audit::record(&state.db, audit::Event::LoginFailed, target, None, meta.ip).await;
         return Err(AppError::invalid_credentials());
     };
+    attempt.succeeded(&state, &auth.backend, user.id).await?;
     start_session(&mut auth, &user).await?;
     Ok(User::from(&user))
 }

@@ -30,6 +30,24 @@ pub fn username(raw: &str) -> Result<String, AppError> {
     Ok(name.to_owned())
 }
 
+/// Checks a username typed to sign in, before anything is looked up: no account can have a
+/// longer name or control characters, so such input is refused as malformed (400) rather than
+/// carried to the database. Returns its key.
+pub fn login_username(raw: &str) -> Result<String, AppError> {
+    let name = raw.trim();
+    if name.chars().count() > USERNAME_MAX_CHARS {
+        return Err(AppError::invalid_input(format!(
+            "Username must be {USERNAME_MIN_CHARS} to {USERNAME_MAX_CHARS} characters long."
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AppError::invalid_input(
+            "Username may contain only letters, digits, '_', '-' and '.'.",
+        ));
+    }
+    Ok(username_key(name))
+}
+
 /// The key under which a username is unique: trimmed and lower-cased (Unicode-aware), so that
 /// "Alice", " alice " and "ALICE" are one account.
 pub fn username_key(name: &str) -> String {

@@ -16,6 +16,9 @@ pub struct UserRecord {
     pub id: i64,
     pub username: String,
     pub password_hash: String,
+    /// Random, replaced at every password change: what sessions remember of the user instead of
+    /// the password hash, which must never sit in session storage.
+    pub session_stamp: String,
 }
 
 impl std::fmt::Debug for UserRecord {
@@ -24,6 +27,7 @@ impl std::fmt::Debug for UserRecord {
             .field("id", &self.id)
             .field("username", &self.username)
             .field("password_hash", &"[redacted]")
+            .field("session_stamp", &"[redacted]")
             .finish()
     }
 }
@@ -44,10 +48,12 @@ impl AuthUser for UserRecord {
         self.id
     }
 
-    /// axum-login stores this in the session and compares it on every request. Using the password
-    /// hash means a password change signs out every session that was made with the old one.
+    /// axum-login stores this in the session and compares it on every request. The stamp changes
+    /// with every password change, which signs out every session made before it; unlike the
+    /// password hash (which this used to be), it is worth nothing to someone who reads the
+    /// session table.
     fn session_auth_hash(&self) -> &[u8] {
-        self.password_hash.as_bytes()
+        self.session_stamp.as_bytes()
     }
 }
 
@@ -110,15 +116,27 @@ impl Backend {
         let username = validate::username(username)?;
         check_new_password(password)?;
         let key = validate::username_key(&username);
+        // A taken name is refused before the hash: registration already says whether a name is
+        // taken (it must), so hashing first would only spend a hash per probe.
+        if self
+            .find_by_key(&key)
+            .await
+            .map_err(BackendError::from)?
+            .is_some()
+        {
+            return Err(AppError::username_taken());
+        }
         let password_hash = self.hasher.hash(password.to_owned()).await?;
+        let session_stamp = new_stamp();
         let inserted = on_db!(&self.db, |pool| {
             sqlx::query_scalar::<_, i64>(
-                "INSERT INTO users (username, username_key, password_hash) VALUES ($1, $2, $3) \
-                 RETURNING id",
+                "INSERT INTO users (username, username_key, password_hash, session_stamp) \
+                 VALUES ($1, $2, $3, $4) RETURNING id",
             )
             .bind(&username)
             .bind(&key)
             .bind(&password_hash)
+            .bind(&session_stamp)
             .fetch_one(pool)
             .await
         });
@@ -127,6 +145,7 @@ impl Backend {
                 id,
                 username,
                 password_hash,
+                session_stamp,
             }),
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
                 Err(AppError::username_taken())
@@ -149,28 +168,93 @@ impl Backend {
             .await
     }
 
-    /// Replaces a user's password and returns the updated record (with its new hash, which is
-    /// also the new session auth hash: sessions made with the old one stop validating).
-    pub async fn set_password(
+    /// The record `user` will have with `password`: checked, hashed, with a new session stamp.
+    /// Nothing is stored yet ([`commit_password`](Self::commit_password)).
+    pub async fn new_password(
         &self,
         user: &UserRecord,
         password: &str,
     ) -> Result<UserRecord, AppError> {
         check_new_password(password)?;
         let password_hash = self.hasher.hash(password.to_owned()).await?;
-        on_db!(&self.db, |pool| {
-            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-                .bind(&password_hash)
-                .bind(user.id)
-                .execute(pool)
-                .await
-                .map(|_| ())
-                .map_err(BackendError::from)
-        })?;
+        let session_stamp = new_stamp();
         Ok(UserRecord {
             password_hash,
+            session_stamp,
             ..user.clone()
         })
+    }
+
+    /// Stores a changed password and ends the user's other sessions, in one transaction (the
+    /// session rows go as in `session::Store::delete_for_user`). Returns how many ended.
+    pub async fn commit_password(
+        &self,
+        updated: &UserRecord,
+        keep: Option<&str>,
+    ) -> Result<u64, AppError> {
+        let ended = on_db!(&self.db, |pool| async {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "UPDATE users SET password_hash = $1, session_stamp = $2, failed_logins = 0 \
+                 WHERE id = $3",
+            )
+            .bind(&updated.password_hash)
+            .bind(&updated.session_stamp)
+            .bind(updated.id)
+            .execute(&mut *tx)
+            .await?;
+            let ended = sqlx::query(
+                "DELETE FROM tower_sessions WHERE user_id = $1 AND ($2 IS NULL OR handle <> $2)",
+            )
+            .bind(updated.id)
+            .bind(keep)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            Ok::<u64, sqlx::Error>(ended)
+        }
+        .await)
+        .map_err(BackendError::from)?;
+        Ok(ended)
+    }
+
+    /// The account a username names, for throttling: its id and its consecutive failures.
+    pub async fn lock_state(&self, key: &str) -> Result<Option<(i64, i64)>, AppError> {
+        let row: Option<(i64, i64)> = on_db!(&self.db, |pool| {
+            sqlx::query_as("SELECT id, CAST(failed_logins AS BIGINT) FROM users WHERE username_key = $1")
+                .bind(key)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(BackendError::from)?;
+        Ok(row)
+    }
+
+    /// One more consecutive failure for the account (a success resets it).
+    pub async fn count_failure(&self, user_id: i64) -> Result<(), AppError> {
+        on_db!(&self.db, |pool| {
+            sqlx::query("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1")
+                .bind(user_id)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(BackendError::from)?;
+        Ok(())
+    }
+
+    /// A success: the consecutive failures start again from zero.
+    pub async fn reset_failures(&self, user_id: i64) -> Result<(), AppError> {
+        on_db!(&self.db, |pool| {
+            sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = $1 AND failed_logins <> 0")
+                .bind(user_id)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(BackendError::from)?;
+        Ok(())
     }
 
     /// The id of the account a typed username names, if any (for the audit trail).
@@ -185,7 +269,8 @@ impl Backend {
 
     async fn find_by_key(&self, key: &str) -> Result<Option<UserRecord>, sqlx::Error> {
         on_db!(&self.db, |pool| {
-            sqlx::query_as("SELECT id, username, password_hash FROM users WHERE username_key = $1")
+            sqlx::query_as("SELECT id, username, password_hash, session_stamp FROM users \
+                 WHERE username_key = $1")
                 .bind(key)
                 .fetch_optional(pool)
                 .await
@@ -194,12 +279,33 @@ impl Backend {
 
     async fn find_by_id(&self, id: i64) -> Result<Option<UserRecord>, sqlx::Error> {
         on_db!(&self.db, |pool| {
-            sqlx::query_as("SELECT id, username, password_hash FROM users WHERE id = $1")
+            sqlx::query_as("SELECT id, username, password_hash, session_stamp FROM users WHERE id = $1")
                 .bind(id)
                 .fetch_optional(pool)
                 .await
         })
     }
+}
+
+/// The operator's way back in after the consecutive-failure cap (`server unlock-account NAME`):
+/// zero failures, and the account's counted attempts forgotten. `false` if there is no such
+/// account.
+pub async fn unlock_account(db: &Database, username: &str) -> Result<bool, sqlx::Error> {
+    let key = validate::username_key(username);
+    let updated = on_db!(db, |pool| {
+        sqlx::query("UPDATE users SET failed_logins = 0 WHERE username_key = $1")
+            .bind(&key)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+    })?;
+    super::throttle::forget_account(db, &key).await?;
+    Ok(updated > 0)
+}
+
+/// A fresh session stamp: 128 random bits.
+fn new_stamp() -> String {
+    tower_sessions::session::Id::default().to_string()
 }
 
 /// Length rules (shared with the browser) plus the blocklist (server only: it is 240 KB).

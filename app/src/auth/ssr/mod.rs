@@ -1,12 +1,15 @@
 //! Server-only parts of accounts: the users backend, password hashing, and the glue that gives
 //! server functions their session.
 
+pub mod attempts;
 pub mod audit;
 pub mod backend;
+pub mod client_addr;
 pub mod common_passwords;
 pub mod events;
 pub mod password;
 pub mod throttle;
+pub mod trust;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -53,7 +56,7 @@ pub fn require_user(auth: &AuthSession) -> Result<UserRecord, AppError> {
 /// What the audit trail and the session list record about the client.
 #[derive(Clone, Debug, Default)]
 pub struct RequestMeta {
-    /// The TCP peer. Behind a reverse proxy this is the proxy; see README "Deployment".
+    /// The client: the TCP peer, or what a trusted proxy reports (`client_addr`).
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
 }
@@ -62,11 +65,14 @@ pub fn request_meta() -> RequestMeta {
     let Some(parts) = use_context::<http::request::Parts>() else {
         return RequestMeta::default();
     };
+    let trusted = use_context::<AppState>()
+        .map(|state| state.trusted_proxies.clone())
+        .unwrap_or_default();
     RequestMeta {
         ip: parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip()),
+            .map(|ConnectInfo(addr)| client_addr::client_ip(addr.ip(), &parts.headers, &trusted)),
         user_agent: parts
             .headers
             .get(http::header::USER_AGENT)

@@ -15,6 +15,11 @@ use crate::error::AppError;
 const MEMORY_KIB: u32 = 19 * 1024;
 const ITERATIONS: u32 = 2;
 const PARALLELISM: u32 = 1;
+/// How long a request waits for a hashing slot before it is answered 503 (`Retry-After`).
+const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Requests waiting for a slot, per slot, beyond which a new one is answered 503 at once: about
+/// what the slots clear within `QUEUE_WAIT`.
+const WAITING_PER_PERMIT: usize = 16;
 
 fn params() -> Params {
     // These constants are valid by construction; `Params::new` only rejects out-of-range values.
@@ -30,6 +35,10 @@ pub struct Hasher {
     /// Each hash takes ~19 MiB and tens of milliseconds of CPU. Bounding how many run at once keeps
     /// a login storm from eating the blocking pool and the machine's memory; the rest queue here.
     permits: Arc<Semaphore>,
+    /// How many permits there are, and how many requests wait for one: the queue is bounded
+    /// (length and wait), so a flood is shed with 503 instead of delaying everyone's sign-in.
+    capacity: usize,
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
     /// One working memory per permit, allocated once and reused. Argon2's own `hash_password`
     /// allocates 19 MiB per call on whichever blocking-pool thread runs it, and glibc keeps such
     /// freed blocks in per-thread arenas: a login storm grew the server from 38 MiB to 506 MiB
@@ -55,6 +64,8 @@ impl Hasher {
             .unwrap_or(2);
         let mut hasher = Self {
             permits: Arc::new(Semaphore::new(permits)),
+            capacity: permits,
+            waiting: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             memories: Arc::new(Mutex::new(Vec::with_capacity(permits))),
             dummy_hash: Arc::from(""),
         };
@@ -101,14 +112,36 @@ impl Hasher {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// A hashing slot within [`QUEUE_WAIT`], or 503 "busy": the wait and the queue are bounded.
+    async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
+        use std::sync::atomic::Ordering;
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let ahead = self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.waiting);
+        if ahead >= self.capacity * WAITING_PER_PERMIT {
+            tracing::warn!(waiting = ahead, "password hashing queue full; shedding");
+            return Err(AppError::busy());
+        }
+        match tokio::time::timeout(QUEUE_WAIT, Arc::clone(&self.permits).acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(AppError::internal()),
+            Err(_) => {
+                tracing::warn!("no password hashing slot within the wait; shedding");
+                Err(AppError::busy())
+            }
+        }
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Memory) -> Result<T, AppError> + Send + 'static,
     ) -> Result<T, AppError> {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| AppError::internal())?;
+        let permit = self.permit().await?;
         let hasher = self.clone();
         // The permit and the memory belong to the blocking task, not to the request: if the
         // request is cancelled (the client went away), the hash still runs to its end, and only

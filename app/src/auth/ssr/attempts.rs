@@ -1,0 +1,102 @@
+//! The one way into checking a secret (sign-in, password change): recognise the client, reserve
+//! the attempt, refuse an account closed to strangers; then record how it went. See
+//! `throttle` (the buckets and the atomic reservation) and `trust` (known clients).
+
+use std::net::IpAddr;
+
+use leptos::prelude::use_context;
+
+use super::{backend::Backend, request_meta, throttle, throttle::Reservation, trust};
+use crate::{error::AppError, state::AppState};
+
+/// An attempt that may now check a secret.
+#[must_use = "say how the attempt went: failed() or succeeded()"]
+pub struct Attempt {
+    reservation: Reservation,
+    account: Option<i64>,
+    device: Option<String>,
+    ip: Option<IpAddr>,
+}
+
+impl Attempt {
+    /// Reserves an attempt against the account named by `username_key` (which may not exist:
+    /// unknown names are throttled exactly like real ones). 429 when a bucket is full, or when
+    /// the account reached its consecutive-failure cap and does not know this client; 503 when
+    /// the database cannot say.
+    pub async fn begin(
+        state: &AppState,
+        backend: &Backend,
+        username_key: &str,
+    ) -> Result<Self, AppError> {
+        let ip = request_meta().ip;
+        let device = use_context::<http::request::Parts>()
+            .and_then(|parts| trust::device_token(&parts.headers, state.sessions.cookie_secure));
+        let account = backend.lock_state(username_key).await?;
+        let trusted = match account {
+            Some((user_id, _)) => trust::recognise(&state.db, user_id, device.as_deref(), ip)
+                .await
+                .map_err(unavailable)?,
+            None => None,
+        };
+        let buckets =
+            throttle::login_buckets(&state.throttle, username_key, ip, trusted.as_deref());
+        let reservation = throttle::reserve(&state.db, &state.throttle, &buckets).await?;
+        if let Some((user_id, failures)) = account {
+            if trusted.is_none() && failures >= i64::from(state.throttle.account_lock) {
+                tracing::warn!(
+                    user_id,
+                    failures,
+                    "account closed to unknown clients; `server unlock-account` reopens it"
+                );
+                return Err(AppError::too_many_attempts(state.throttle.window.as_secs()));
+            }
+        }
+        Ok(Self {
+            reservation,
+            account: account.map(|(user_id, _)| user_id),
+            device,
+            ip,
+        })
+    }
+
+    /// The secret was wrong: the reservation stays counted, and the account's consecutive
+    /// failures grow.
+    pub async fn failed(self, backend: &Backend) {
+        if let Some(user_id) = self.account {
+            if let Err(error) = backend.count_failure(user_id).await {
+                tracing::warn!(%error.message, "could not count a failed attempt on the account");
+            }
+        }
+    }
+
+    /// The secret was right: the attempt is taken back, the failures start again, and this
+    /// client becomes known to the account (a device cookie is set if it had none).
+    pub async fn succeeded(
+        self,
+        state: &AppState,
+        backend: &Backend,
+        user_id: i64,
+    ) -> Result<(), AppError> {
+        self.reservation.succeeded(&state.db).await;
+        backend.reset_failures(user_id).await?;
+        let secure = state.sessions.cookie_secure;
+        let new_token = trust::remember(&state.db, user_id, self.device.as_deref(), self.ip)
+            .await
+            .map_err(unavailable)?;
+        if let (Some(token), Some(response)) = (
+            new_token,
+            use_context::<leptos_axum::ResponseOptions>(),
+        ) {
+            if let Ok(cookie) = http::HeaderValue::from_str(&trust::device_cookie(&token, secure)) {
+                // `append`: the session cookie is set in the same response.
+                response.append_header(http::header::SET_COOKIE, cookie);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn unavailable(error: sqlx::Error) -> AppError {
+    tracing::error!(%error, "trusted clients store error");
+    AppError::unavailable()
+}
