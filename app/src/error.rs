@@ -95,6 +95,17 @@ impl AppError {
         }
     }
 
+    /// Over the cap of open event streams for a session or user (429).
+    pub fn too_many_streams() -> Self {
+        Self {
+            retry_after: Some(30),
+            ..Self::new(
+                ErrorCode::TooManyAttempts,
+                "Too many pages of this account are open at once.",
+            )
+        }
+    }
+
     pub fn invalid_input(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidInput, message)
     }

@@ -16,6 +16,19 @@ use crate::{db::Database, on_db};
 
 /// The cookie's name. Deliberately not a framework default (OWASP: avoid fingerprinting).
 pub const COOKIE_NAME: &str = "signoff_session";
+/// The name when the cookie is `Secure`: the `__Host-` prefix makes browsers refuse the cookie
+/// unless it is `Secure`, host-only (no `Domain`) and `Path=/`, so a sibling subdomain cannot
+/// plant one (RFC 6265bis cookie prefixes).
+pub const SECURE_COOKIE_NAME: &str = "__Host-signoff_session";
+
+/// The session cookie's name under these settings.
+pub fn cookie_name(settings: &SessionSettings) -> &'static str {
+    if settings.cookie_secure {
+        SECURE_COOKIE_NAME
+    } else {
+        COOKIE_NAME
+    }
+}
 /// axum-login's key for its data inside the session (its own default, spelled out).
 pub const AUTH_DATA_KEY: &str = "axum-login.data";
 /// When the session was established (Unix seconds): the start of the absolute timeout.
@@ -357,7 +370,7 @@ impl SessionStore for Store {
 /// `Secure` when configured. A cookie with a `Max-Age` is only sent once a user signs in.
 pub fn layer(store: Store, settings: SessionSettings) -> SessionManagerLayer<Store> {
     SessionManagerLayer::new(store)
-        .with_name(COOKIE_NAME)
+        .with_name(cookie_name(&settings))
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_path("/")
@@ -371,7 +384,7 @@ pub fn layer(store: Store, settings: SessionSettings) -> SessionManagerLayer<Sto
 /// original (RFC 6265 §5.3 replaces a cookie only when those match), `Max-Age=0`, and `Secure`
 /// when the original had it.
 pub fn removal_cookie(settings: &SessionSettings) -> Cookie<'static> {
-    let mut cookie = Cookie::build((COOKIE_NAME, ""))
+    let mut cookie = Cookie::build((cookie_name(settings), ""))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
@@ -396,6 +409,56 @@ pub async fn mark_started(
     session.insert(REFRESHED_AT, now.unix_timestamp()).await?;
     session.set_expiry(Some(Expiry::AtDateTime(settings.deadline(now, now))));
     Ok(())
+}
+
+/// Middleware, before the session layer: a request carrying the session cookie more than once
+/// has no session. Browsers send every cookie whose domain and path match, so two of them mean
+/// one was planted (from a sibling subdomain, or by a script on another path); which one is
+/// "ours" cannot be told, and the session layer would take the last. They are all removed from
+/// the request. A sign-out answered with duplicates still removes the cookie it owns.
+pub async fn refuse_duplicate_cookies(
+    axum::extract::State(settings): axum::extract::State<SessionSettings>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let name = cookie_name(&settings);
+    let is_ours = |pair: &str| pair.trim().split_once('=').is_some_and(|(key, _)| key == name);
+    let count = request
+        .headers()
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter(|pair| is_ours(pair))
+        .count();
+    if count < 2 {
+        return next.run(request).await;
+    }
+    tracing::warn!(count, "request carried several session cookies; treated as none");
+    let others: Vec<String> = request
+        .headers()
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter(|pair| !is_ours(pair) && !pair.trim().is_empty())
+        .map(|pair| pair.trim().to_owned())
+        .collect();
+    let headers = request.headers_mut();
+    headers.remove(http::header::COOKIE);
+    if let Ok(value) = http::HeaderValue::from_str(&others.join("; ")) {
+        if !others.is_empty() {
+            headers.insert(http::header::COOKIE, value);
+        }
+    }
+    let signing_out = request.uri().path() == "/api/logout";
+    let mut response = next.run(request).await;
+    if signing_out {
+        if let Ok(removal) = http::HeaderValue::from_str(&removal_cookie(&settings).to_string()) {
+            response.headers_mut().append(http::header::SET_COOKIE, removal);
+        }
+    }
+    response
 }
 
 /// Re-asserts a signed-in session's deadline after a handler changed the session (a password

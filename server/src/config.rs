@@ -10,6 +10,8 @@ use app::{
 };
 use leptos::config::{Env, LeptosOptions};
 
+use crate::serve::ServerLimits;
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub database_url: String,
@@ -23,6 +25,11 @@ pub struct Settings {
     /// `SITE_ORIGIN`: the public origin, when a proxy changes the `Host` header.
     pub site_origin: Option<String>,
     pub leptos_options: LeptosOptions,
+    /// Connection cap and timeouts against clients that hold sockets.
+    pub limits: ServerLimits,
+    /// How long an event stream stays open before the page reconnects
+    /// (`EVENT_STREAM_MAX_LIFETIME` seconds, 900).
+    pub stream_lifetime: Duration,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -106,6 +113,19 @@ impl Settings {
                 .seconds("DATABASE_ACQUIRE_TIMEOUT", pool_defaults.acquire_timeout)?,
         };
 
+        let limit_defaults = ServerLimits::default();
+        let max_connections: usize =
+            vars.parsed("SERVER_MAX_CONNECTIONS", limit_defaults.max_connections)?;
+        if max_connections == 0 {
+            return Err(vars.invalid("SERVER_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        let limits = ServerLimits {
+            max_connections,
+            header_read_timeout: vars
+                .seconds("SERVER_HEADER_READ_TIMEOUT", limit_defaults.header_read_timeout)?,
+            body_timeout: vars.seconds("SERVER_BODY_TIMEOUT", limit_defaults.body_timeout)?,
+        };
+
         let env = match get("LEPTOS_ENV").as_deref().map(str::to_ascii_lowercase) {
             // A release build is what gets deployed: production unless told otherwise.
             // `cargo leptos watch` and `serve` build in debug, and say so themselves.
@@ -133,6 +153,11 @@ impl Settings {
             trusted_proxies,
             site_origin,
             leptos_options,
+            limits,
+            stream_lifetime: vars.seconds(
+                "EVENT_STREAM_MAX_LIFETIME",
+                app::auth::ssr::events::STREAM_MAX_LIFETIME,
+            )?,
         })
     }
 }

@@ -3,5 +3,6 @@
 pub mod config;
 pub mod forms;
 pub mod hardening;
+pub mod serve;
 pub mod startup;
 pub mod telemetry;

@@ -27,9 +27,12 @@ use leptos_axum::{AxumRouteListing, LeptosRoutes};
 use leptos_router::{Method, SsrMode};
 use tokio::net::TcpListener;
 use tower::{layer::layer_fn, ServiceBuilder};
-use tower_http::{services::ServeDir, set_header::SetResponseHeaderLayer, trace::TraceLayer};
+use tower_http::{
+    services::ServeDir, set_header::SetResponseHeaderLayer, timeout::RequestBodyTimeoutLayer,
+    trace::TraceLayer,
+};
 
-use crate::{config::Settings, forms, hardening};
+use crate::{config::Settings, forms, hardening, serve::ServerLimits};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -49,6 +52,7 @@ pub struct Application {
     router: Router,
     state: AppState,
     sweep_interval: Duration,
+    limits: ServerLimits,
 }
 
 impl Application {
@@ -68,7 +72,7 @@ impl Application {
         }
 
         let state = AppState::new(AppStateInner {
-            events: Hub::new(&db),
+            events: Hub::new(&db, settings.stream_lifetime),
             leptos_options,
             db,
             sessions: settings.sessions,
@@ -76,12 +80,13 @@ impl Application {
             site_origin: settings.site_origin,
             trusted_proxies: settings.trusted_proxies,
         });
-        let router = router(state.clone()).await?;
+        let router = router(state.clone(), settings.limits).await?;
         Ok(Self {
             listener,
             router,
             state,
             sweep_interval: settings.sweep_interval,
+            limits: settings.limits,
         })
     }
 
@@ -109,17 +114,11 @@ impl Application {
             shutdown.await;
             hub.close();
         };
-        // Connect info gives server functions the client address (audit trail, throttling).
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        // Each request carries the peer address (audit trail, throttling); see `serve`.
+        crate::serve::serve(self.listener, self.router, self.limits, shutdown).await;
         sweeper.abort();
         relay.abort();
-        served
+        Ok(())
     }
 }
 
@@ -130,7 +129,7 @@ impl Application {
 /// `Cache-Control: no-store` → cookies and session → sliding expiry → axum-login → pages and
 /// `/api` server functions. Static files and `/healthz` sit outside the session layers: they
 /// neither read nor extend a session.
-pub async fn router(state: AppState) -> Result<Router, StartupError> {
+pub async fn router(state: AppState, limits: ServerLimits) -> Result<Router, StartupError> {
     let hasher = Hasher::new().await.map_err(StartupError::Hasher)?;
     let backend = Backend::new(state.db.clone(), hasher);
     let session_layer = session::layer(Store::new(&state.db), state.sessions);
@@ -144,6 +143,10 @@ pub async fn router(state: AppState) -> Result<Router, StartupError> {
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.sessions,
+            session::refuse_duplicate_cookies,
         ))
         .layer(session_layer)
         .layer(middleware::from_fn_with_state(
@@ -184,6 +187,8 @@ pub async fn router(state: AppState) -> Result<Router, StartupError> {
             state.clone(),
             forms::land_native_forms,
         ))
+        // A body that stops arriving: 408 after `SERVER_BODY_TIMEOUT`, not a held connection.
+        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             hardening::guard_api,

@@ -169,19 +169,18 @@ async fn a_session_id_in_the_url_is_ignored() {
 }
 
 /// The user behind a session is read afresh with the session on every request, never kept from
-/// an earlier one: when the password hash changes underneath (another instance, an operator),
-/// the very next request finds the session's auth hash stale and ends the session.
+/// an earlier one: when the user's session stamp changes underneath (a password change on another
+/// instance, an operator), the very next request finds the session's stamp stale and ends it.
 #[tokio::test]
-async fn a_changed_password_hash_ends_the_session_at_the_next_request() {
+async fn a_changed_session_stamp_ends_the_session_at_the_next_request() {
     let app = spawn_app().await;
     let cookie = app.register("alice").await;
     assert_eq!(app.me(Some(&cookie)).await.as_deref(), Some("alice"));
     let updated = app::on_db!(&app.db, |pool| {
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE username_key = 'alice'")
-            .bind("$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$changedchangedchangedchangedchanged")
+        sqlx::query("UPDATE users SET session_stamp = 'rotated' WHERE username_key = 'alice'")
             .execute(pool)
             .await
-            .expect("update the hash")
+            .expect("update the stamp")
             .rows_affected()
     });
     assert_eq!(updated, 1);
@@ -191,4 +190,25 @@ async fn a_changed_password_hash_ends_the_session_at_the_next_request() {
         0,
         "the stale session is gone"
     );
+}
+
+/// Session storage never holds a copy of the password hash: what a session remembers of its user
+/// is a random stamp, which is worth nothing to someone who reads the table.
+#[tokio::test]
+async fn session_rows_never_hold_the_password_hash() {
+    let app = spawn_app().await;
+    let cookie = app.register("alice").await;
+    let (hash, data): (String, Vec<u8>) = app::on_db!(&app.db, |pool| {
+        sqlx::query_as(
+            "SELECT u.password_hash, s.data FROM users u JOIN tower_sessions s ON s.user_id = u.id",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("the session row")
+    });
+    assert!(hash.starts_with("$argon2id$"));
+    let data = String::from_utf8_lossy(&data);
+    assert!(!data.contains(&hash), "the session data holds the password hash");
+    assert!(!data.contains("argon2"), "{data}");
+    assert_eq!(app.me(Some(&cookie)).await.as_deref(), Some("alice"));
 }

@@ -7,7 +7,12 @@
 //! session truth: a stream also re-reads its session row at its expiry and every
 //! [`RECHECK_INTERVAL`], so a missed notification delays the news but never loses it.
 
-use std::{convert::Infallible, time::Duration};
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
     extract::State,
@@ -39,6 +44,18 @@ pub const RECHECK_INTERVAL: Duration = Duration::from_secs(30);
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Events buffered per stream before it is told to re-read instead (see `Lagged`).
 const BUFFER: usize = 1024;
+/// Open streams allowed per session (its tabs in one browser) and per user (all devices), on each
+/// instance. One more is answered 429; a page that gets it retries later, and the tab channel
+/// still reaches it from the browser's other tabs.
+pub const STREAMS_PER_SESSION: usize = 8;
+pub const STREAMS_PER_USER: usize = 32;
+/// A stream ends after this long (plus up to a minute, per session) and the page opens a new
+/// one: no connection is held forever, and a session's stream is re-authorised periodically.
+/// The default of `EVENT_STREAM_MAX_LIFETIME`.
+pub const STREAM_MAX_LIFETIME: Duration = Duration::from_secs(15 * 60);
+/// After the listener reconnects, each stream re-reads its session within this spread (by its
+/// handle), not all at the same moment: a thousand streams must not empty the pool at once.
+const RESYNC_SPREAD_MS: u64 = 10_000;
 
 /// Which sessions ended, and why: what one instance tells all of them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,18 +112,64 @@ enum Signal {
 #[derive(Clone, Debug)]
 pub struct Hub {
     db: Database,
+    max_lifetime: Duration,
     local: broadcast::Sender<Signal>,
     /// Becomes `true` when the server shuts down, so open streams end and shutdown can finish.
     closing: watch::Sender<bool>,
+    /// Open streams on this instance, per session handle and per user.
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One open stream's place in the counts; given back when the stream ends.
+struct Slot {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+    keys: [String; 2],
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for key in &self.keys {
+            if let Some(count) = open.get_mut(key) {
+                *count -= 1;
+                if *count == 0 {
+                    open.remove(key);
+                }
+            }
+        }
+    }
 }
 
 impl Hub {
-    pub fn new(db: &Database) -> Self {
+    /// `max_lifetime`: how long a stream stays open before it ends and the page opens a new one
+    /// (`EVENT_STREAM_MAX_LIFETIME`, [`STREAM_MAX_LIFETIME`] by default).
+    pub fn new(db: &Database, max_lifetime: Duration) -> Self {
         Self {
+            max_lifetime,
             db: db.clone(),
             local: broadcast::channel(BUFFER).0,
             closing: watch::channel(false).0,
+            open: Arc::default(),
         }
+    }
+
+    /// Takes a place for one more stream of this session and user, or `None` over a cap.
+    fn open_slot(&self, handle: &str, user_id: i64) -> Option<Slot> {
+        let keys = [format!("session:{handle}"), format!("user:{user_id}")];
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let session = open.get(&keys[0]).copied().unwrap_or(0);
+        let user = open.get(&keys[1]).copied().unwrap_or(0);
+        if session >= STREAMS_PER_SESSION || user >= STREAMS_PER_USER {
+            return None;
+        }
+        for key in &keys {
+            *open.entry(key.clone()).or_insert(0) += 1;
+        }
+        drop(open);
+        Some(Slot {
+            open: Arc::clone(&self.open),
+            keys,
+        })
     }
 
     /// Tells every instance. Never fails the request that ended the sessions: they are already
@@ -206,6 +269,11 @@ pub async fn stream(State(state): State<AppState>, auth: AuthSession) -> Respons
     let (Some(user), Some(id)) = (auth.user.as_ref(), auth.session.id()) else {
         return AppError::not_signed_in().into_response();
     };
+    let handle = session::handle(&id);
+    let Some(slot) = state.events.open_slot(&handle, user.id) else {
+        tracing::info!(user_id = user.id, "too many open event streams");
+        return AppError::too_many_streams().into_response();
+    };
     // Subscribe before reading the row, so an end between the two is not missed.
     let news = state.events.local.subscribe();
     let closing = state.events.closing.subscribe();
@@ -218,10 +286,13 @@ pub async fn stream(State(state): State<AppState>, auth: AuthSession) -> Respons
             return AppError::unavailable().into_response();
         }
     };
+    let lifetime = state.events.max_lifetime + Duration::from_millis(jitter_ms(&handle) * 20);
     let watch = Watch {
         user_id: user.id,
-        handle: session::handle(&id),
+        handle,
         id,
+        ends_at: tokio::time::Instant::now() + lifetime,
+        _slot: slot,
         expiry,
         store,
         news,
@@ -243,6 +314,9 @@ struct Watch {
     user_id: i64,
     id: Id,
     handle: String,
+    /// When the stream ends of its own accord ([`STREAM_MAX_LIFETIME`]).
+    ends_at: tokio::time::Instant,
+    _slot: Slot,
     expiry: OffsetDateTime,
     store: Store,
     news: broadcast::Receiver<Signal>,
@@ -276,6 +350,7 @@ impl Watch {
             let wait = until_expiry.min(RECHECK_INTERVAL);
             tokio::select! {
                 _ = self.closing.changed() => return None,
+                _ = tokio::time::sleep_until(self.ends_at) => return None,
                 news = self.news.recv() => match news {
                     Ok(Signal::Ended(ended)) if ended.concerns(self.user_id, &self.handle) => {
                         return Some(SessionEndedEvent {
@@ -284,7 +359,14 @@ impl Watch {
                         });
                     }
                     Ok(Signal::Ended(_)) => continue,
-                    Ok(Signal::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Ok(Signal::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // Every stream heard this at once: spread the re-reads out.
+                        let delay = Duration::from_millis(resync_delay_ms(&self.handle));
+                        tokio::select! {
+                            _ = self.closing.changed() => return None,
+                            _ = tokio::time::sleep(delay) => {}
+                        }
+                    }
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
                 _ = tokio::time::sleep(wait) => {}
@@ -328,6 +410,12 @@ fn ended_event(ended: SessionEndedEvent) -> Event {
 fn jitter_ms(handle: &str) -> u64 {
     let byte = u64::from_str_radix(handle.get(..2).unwrap_or("0"), 16).unwrap_or(0);
     byte * 3_000 / 255
+}
+
+/// 0–10 s, fixed per session (its handle is a hash, so these are spread evenly).
+fn resync_delay_ms(handle: &str) -> u64 {
+    let word = u64::from_str_radix(handle.get(2..6).unwrap_or("0"), 16).unwrap_or(0);
+    word * RESYNC_SPREAD_MS / 0xffff
 }
 
 #[cfg(test)]
