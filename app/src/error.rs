@@ -30,6 +30,8 @@ pub enum ErrorCode {
     NotFound,
     /// The request body is over the limit (413).
     TooLarge,
+    /// The request body did not arrive in time (408).
+    RequestTimeout,
     /// Too many failed sign-ins; `retry_after` says when to try again (429).
     TooManyAttempts,
     /// The database did not answer; nothing was changed (503).
@@ -76,6 +78,13 @@ impl AppError {
 
     pub fn not_found(what: &str) -> Self {
         Self::new(ErrorCode::NotFound, format!("No such {what}."))
+    }
+
+    pub fn request_timeout() -> Self {
+        Self::new(
+            ErrorCode::RequestTimeout,
+            "The request took too long to arrive. Nothing was changed.",
+        )
     }
 
     pub fn too_large(limit_bytes: usize) -> Self {
@@ -173,6 +182,7 @@ impl ErrorCode {
             ErrorCode::CrossSite => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal | ErrorCode::Network => StatusCode::INTERNAL_SERVER_ERROR,

@@ -422,7 +422,11 @@ pub async fn refuse_duplicate_cookies(
     next: Next,
 ) -> Response {
     let name = cookie_name(&settings);
-    let is_ours = |pair: &str| pair.trim().split_once('=').is_some_and(|(key, _)| key == name);
+    let is_ours = |pair: &str| {
+        pair.trim()
+            .split_once('=')
+            .is_some_and(|(key, _)| key == name)
+    };
     let count = request
         .headers()
         .get_all(http::header::COOKIE)
@@ -434,7 +438,10 @@ pub async fn refuse_duplicate_cookies(
     if count < 2 {
         return next.run(request).await;
     }
-    tracing::warn!(count, "request carried several session cookies; treated as none");
+    tracing::warn!(
+        count,
+        "request carried several session cookies; treated as none"
+    );
     let others: Vec<String> = request
         .headers()
         .get_all(http::header::COOKIE)
@@ -455,7 +462,9 @@ pub async fn refuse_duplicate_cookies(
     let mut response = next.run(request).await;
     if signing_out {
         if let Ok(removal) = http::HeaderValue::from_str(&removal_cookie(&settings).to_string()) {
-            response.headers_mut().append(http::header::SET_COOKIE, removal);
+            response
+                .headers_mut()
+                .append(http::header::SET_COOKIE, removal);
         }
     }
     response
@@ -590,7 +599,7 @@ mod tests {
             ..SessionSettings::default()
         };
         let text = removal_cookie(&settings).to_string();
-        assert!(text.starts_with("signoff_session=;"), "{text}");
+        assert!(text.starts_with("__Host-signoff_session=;"), "{text}");
         assert!(text.contains("Path=/"), "{text}");
         assert!(text.contains("Max-Age=0"), "{text}");
         assert!(text.contains("Secure"), "{text}");

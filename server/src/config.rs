@@ -68,12 +68,15 @@ impl Settings {
         if max_failures == 0 {
             return Err(vars.invalid("LOGIN_MAX_FAILURES", "must be at least 1"));
         }
-        let account_lock: u32 = vars.parsed("LOGIN_ACCOUNT_LOCK", throttle_defaults.account_lock)?;
+        let account_lock: u32 =
+            vars.parsed("LOGIN_ACCOUNT_LOCK", throttle_defaults.account_lock)?;
         if !(1..=100).contains(&account_lock) {
             return Err(vars.invalid("LOGIN_ACCOUNT_LOCK", "must be 1 to 100 (NIST SP 800-63B-4)"));
         }
-        let max_registrations: u32 =
-            vars.parsed("REGISTER_MAX_PER_WINDOW", throttle_defaults.max_registrations)?;
+        let max_registrations: u32 = vars.parsed(
+            "REGISTER_MAX_PER_WINDOW",
+            throttle_defaults.max_registrations,
+        )?;
         if max_registrations == 0 {
             return Err(vars.invalid("REGISTER_MAX_PER_WINDOW", "must be at least 1"));
         }
@@ -121,8 +124,10 @@ impl Settings {
         }
         let limits = ServerLimits {
             max_connections,
-            header_read_timeout: vars
-                .seconds("SERVER_HEADER_READ_TIMEOUT", limit_defaults.header_read_timeout)?,
+            header_read_timeout: vars.seconds(
+                "SERVER_HEADER_READ_TIMEOUT",
+                limit_defaults.header_read_timeout,
+            )?,
             body_timeout: vars.seconds("SERVER_BODY_TIMEOUT", limit_defaults.body_timeout)?,
         };
 

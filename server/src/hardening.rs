@@ -64,8 +64,13 @@ pub async fn guard_api(State(state): State<AppState>, request: Request, next: Ne
     let mut stream = body.into_data_stream();
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let Ok(chunk) = chunk else {
-            return AppError::invalid_input("The request body could not be read.").into_response();
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(error) if is_timeout(&error) => return AppError::request_timeout().into_response(),
+            Err(_) => {
+                return AppError::invalid_input("The request body could not be read.")
+                    .into_response()
+            }
         };
         if bytes.len() + chunk.len() > API_BODY_LIMIT {
             drain(stream, bytes.len() + chunk.len()).await;
@@ -75,6 +80,18 @@ pub async fn guard_api(State(state): State<AppState>, request: Request, next: Ne
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// Whether a body error is `SERVER_BODY_TIMEOUT` running out (tower-http's body timeout).
+fn is_timeout(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = source {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// 413, closing the connection: what is left of the body is not worth reading.

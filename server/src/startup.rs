@@ -187,12 +187,13 @@ pub async fn router(state: AppState, limits: ServerLimits) -> Result<Router, Sta
             state.clone(),
             forms::land_native_forms,
         ))
-        // A body that stops arriving: 408 after `SERVER_BODY_TIMEOUT`, not a held connection.
-        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             hardening::guard_api,
         ))
+        // Outside the guard, which reads `/api` bodies: one that stops arriving ends in 408
+        // after `SERVER_BODY_TIMEOUT` instead of holding the connection.
+        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             hardening::security_headers,

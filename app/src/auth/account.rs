@@ -54,7 +54,9 @@ pub async fn change_password(
     current_password: String,
     new_password: String,
 ) -> Result<(), AppError> {
-    use super::ssr::{attempts::Attempt, audit, current_handle, events, request_meta, require_user};
+    use super::ssr::{
+        attempts::Attempt, audit, current_handle, events, request_meta, require_user,
+    };
 
     let mut auth = super::ssr::auth_session().await?;
     let user = require_user(&auth)?;

@@ -10,6 +10,8 @@ use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
 
 pub const COOKIE: &str = "signoff_session";
+/// The session cookie's name when `COOKIE_SECURE=true` (the `__Host-` prefix).
+pub const SECURE_COOKIE: &str = "__Host-signoff_session";
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
@@ -19,6 +21,8 @@ pub struct TestApp {
     /// same data.
     pub test_db: TestDb,
     client: reqwest::Client,
+    /// The session cookie's name for this app's settings.
+    cookie_name: &'static str,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -179,6 +183,11 @@ pub async fn spawn_app_on(test_db: &TestDb, extra: &[(&str, &str)]) -> TestApp {
     })
     .expect("test settings are valid");
 
+    let cookie_name = if settings.sessions.cookie_secure {
+        SECURE_COOKIE
+    } else {
+        COOKIE
+    };
     let app = Application::build(settings).await.expect("app builds");
     let addr = app.local_addr();
     let db = app.state().db.clone();
@@ -194,6 +203,7 @@ pub async fn spawn_app_on(test_db: &TestDb, extra: &[(&str, &str)]) -> TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client"),
+        cookie_name,
         shutdown: Some(tx),
         server: Some(server),
     }
@@ -237,7 +247,7 @@ impl TestApp {
             request = request.header(*name, *value);
         }
         if let Some(cookie) = cookie {
-            request = request.header(header::COOKIE, format!("{COOKIE}={cookie}"));
+            request = request.header(header::COOKIE, format!("{}={cookie}", self.cookie_name));
         }
         request.send().await.expect("request sent")
     }
@@ -245,7 +255,7 @@ impl TestApp {
     pub async fn get(&self, path: &str, cookie: Option<&str>) -> Response {
         let mut request = self.client.get(self.url(path));
         if let Some(cookie) = cookie {
-            request = request.header(header::COOKIE, format!("{COOKIE}={cookie}"));
+            request = request.header(header::COOKIE, format!("{}={cookie}", self.cookie_name));
         }
         request.send().await.expect("request sent")
     }
@@ -426,10 +436,11 @@ pub fn set_cookies(response: &Response) -> Vec<String> {
 
 /// The `Set-Cookie` for the session cookie, if any.
 pub fn session_set_cookie(response: &Response) -> Option<String> {
-    let prefix = format!("{COOKIE}=");
     let mine: Vec<String> = set_cookies(response)
         .into_iter()
-        .filter(|c| c.starts_with(&prefix))
+        .filter(|c| {
+            c.starts_with(&format!("{COOKIE}=")) || c.starts_with(&format!("{SECURE_COOKIE}="))
+        })
         .collect();
     assert!(mine.len() <= 1, "at most one session Set-Cookie: {mine:?}");
     mine.into_iter().next()
@@ -438,11 +449,7 @@ pub fn session_set_cookie(response: &Response) -> Option<String> {
 /// The value of a non-empty session cookie the response sets.
 pub fn session_cookie(response: &Response) -> Option<String> {
     let header = session_set_cookie(response)?;
-    let value = header
-        .split(';')
-        .next()?
-        .trim_start_matches(&format!("{COOKIE}="))
-        .to_owned();
+    let value = header.split(';').next()?.split_once('=')?.1.to_owned();
     (!value.is_empty()).then_some(value)
 }
 

@@ -208,7 +208,10 @@ async fn session_rows_never_hold_the_password_hash() {
     });
     assert!(hash.starts_with("$argon2id$"));
     let data = String::from_utf8_lossy(&data);
-    assert!(!data.contains(&hash), "the session data holds the password hash");
+    assert!(
+        !data.contains(&hash),
+        "the session data holds the password hash"
+    );
     assert!(!data.contains("argon2"), "{data}");
     assert_eq!(app.me(Some(&cookie)).await.as_deref(), Some("alice"));
 }

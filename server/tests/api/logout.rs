@@ -92,7 +92,10 @@ async fn logout_removal_cookie_also_works_with_secure_cookies() {
     assert!(response.status().is_success());
     let removal = session_set_cookie(&response).expect("removal cookie");
     let attrs = attributes(&removal);
-    assert!(removal.starts_with(&format!("{COOKIE}=;")), "{removal}");
+    assert!(
+        removal.starts_with(&format!("{SECURE_COOKIE}=;")),
+        "{removal}"
+    );
     assert!(
         attrs.contains(&"max-age=0".into()) && attrs.contains(&"path=/".into()),
         "{removal}"

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod abuse;
 mod account;
 mod cross_site;
 mod events;

@@ -83,10 +83,9 @@ impl Attempt {
         let new_token = trust::remember(&state.db, user_id, self.device.as_deref(), self.ip)
             .await
             .map_err(unavailable)?;
-        if let (Some(token), Some(response)) = (
-            new_token,
-            use_context::<leptos_axum::ResponseOptions>(),
-        ) {
+        if let (Some(token), Some(response)) =
+            (new_token, use_context::<leptos_axum::ResponseOptions>())
+        {
             if let Ok(cookie) = http::HeaderValue::from_str(&trust::device_cookie(&token, secure)) {
                 // `append`: the session cookie is set in the same response.
                 response.append_header(http::header::SET_COOKIE, cookie);

@@ -222,10 +222,12 @@ impl Backend {
     /// The account a username names, for throttling: its id and its consecutive failures.
     pub async fn lock_state(&self, key: &str) -> Result<Option<(i64, i64)>, AppError> {
         let row: Option<(i64, i64)> = on_db!(&self.db, |pool| {
-            sqlx::query_as("SELECT id, CAST(failed_logins AS BIGINT) FROM users WHERE username_key = $1")
-                .bind(key)
-                .fetch_optional(pool)
-                .await
+            sqlx::query_as(
+                "SELECT id, CAST(failed_logins AS BIGINT) FROM users WHERE username_key = $1",
+            )
+            .bind(key)
+            .fetch_optional(pool)
+            .await
         })
         .map_err(BackendError::from)?;
         Ok(row)
@@ -269,20 +271,24 @@ impl Backend {
 
     async fn find_by_key(&self, key: &str) -> Result<Option<UserRecord>, sqlx::Error> {
         on_db!(&self.db, |pool| {
-            sqlx::query_as("SELECT id, username, password_hash, session_stamp FROM users \
-                 WHERE username_key = $1")
-                .bind(key)
-                .fetch_optional(pool)
-                .await
+            sqlx::query_as(
+                "SELECT id, username, password_hash, session_stamp FROM users \
+                 WHERE username_key = $1",
+            )
+            .bind(key)
+            .fetch_optional(pool)
+            .await
         })
     }
 
     async fn find_by_id(&self, id: i64) -> Result<Option<UserRecord>, sqlx::Error> {
         on_db!(&self.db, |pool| {
-            sqlx::query_as("SELECT id, username, password_hash, session_stamp FROM users WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await
+            sqlx::query_as(
+                "SELECT id, username, password_hash, session_stamp FROM users WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await
         })
     }
 }

@@ -142,10 +142,7 @@ pub fn counting_key(addr: IpAddr) -> String {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => {
             let s = v6.segments();
-            format!(
-                "{}/64",
-                Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0)
-            )
+            format!("{}/64", Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
         }
     }
 }
@@ -190,28 +187,52 @@ mod tests {
         let trusted: Vec<Cidr> = vec!["127.0.0.1".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
         let xff = headers(&[("x-forwarded-for", "203.0.113.9, 10.0.0.7")]);
         // From a trusted proxy: the rightmost address that is not a proxy.
-        assert_eq!(client_ip(ip("127.0.0.1"), &xff, &trusted), ip("203.0.113.9"));
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &xff, &trusted),
+            ip("203.0.113.9")
+        );
         // From anyone else: the peer, whatever it claims.
-        assert_eq!(client_ip(ip("198.51.100.1"), &xff, &trusted), ip("198.51.100.1"));
+        assert_eq!(
+            client_ip(ip("198.51.100.1"), &xff, &trusted),
+            ip("198.51.100.1")
+        );
         // A client cannot hide behind entries it prepends itself.
         let spoofed = headers(&[("x-forwarded-for", "1.2.3.4, 203.0.113.9")]);
-        assert_eq!(client_ip(ip("127.0.0.1"), &spoofed, &trusted), ip("203.0.113.9"));
-        let forwarded = headers(&[("forwarded", "for=\"[2001:db8::1]:4711\";proto=https, for=10.0.0.2")]);
-        assert_eq!(client_ip(ip("10.0.0.3"), &forwarded, &trusted), ip("2001:db8::1"));
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &spoofed, &trusted),
+            ip("203.0.113.9")
+        );
+        let forwarded = headers(&[(
+            "forwarded",
+            "for=\"[2001:db8::1]:4711\";proto=https, for=10.0.0.2",
+        )]);
+        assert_eq!(
+            client_ip(ip("10.0.0.3"), &forwarded, &trusted),
+            ip("2001:db8::1")
+        );
         // No header from a trusted proxy: the proxy itself.
-        assert_eq!(client_ip(ip("10.0.0.3"), &HeaderMap::new(), &trusted), ip("10.0.0.3"));
+        assert_eq!(
+            client_ip(ip("10.0.0.3"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.3")
+        );
         // Nothing trusted (the default): headers never count.
         assert_eq!(client_ip(ip("127.0.0.1"), &xff, &[]), ip("127.0.0.1"));
     }
 
     #[test]
     fn ipv6_clients_count_per_64() {
-        assert_eq!(counting_key(ip("2001:db8:1:2:aaaa::1")), "2001:db8:1:2::/64");
+        assert_eq!(
+            counting_key(ip("2001:db8:1:2:aaaa::1")),
+            "2001:db8:1:2::/64"
+        );
         assert_eq!(
             counting_key(ip("2001:db8:1:2:bbbb::9")),
             counting_key(ip("2001:db8:1:2:aaaa::1"))
         );
-        assert_ne!(counting_key(ip("2001:db8:1:3::1")), counting_key(ip("2001:db8:1:2::1")));
+        assert_ne!(
+            counting_key(ip("2001:db8:1:3::1")),
+            counting_key(ip("2001:db8:1:2::1"))
+        );
         assert_eq!(counting_key(ip("192.0.2.7")), "192.0.2.7");
         assert_eq!(counting_key(ip("::ffff:192.0.2.7")), "192.0.2.7");
     }

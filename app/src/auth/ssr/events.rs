@@ -49,7 +49,7 @@ const BUFFER: usize = 1024;
 /// still reaches it from the browser's other tabs.
 pub const STREAMS_PER_SESSION: usize = 8;
 pub const STREAMS_PER_USER: usize = 32;
-/// A stream ends after this long (plus up to a minute, per session) and the page opens a new
+/// A stream ends after this long (plus up to a tenth more, at most a minute, per session) and the page opens a new
 /// one: no connection is held forever, and a session's stream is re-authorised periodically.
 /// The default of `EVENT_STREAM_MAX_LIFETIME`.
 pub const STREAM_MAX_LIFETIME: Duration = Duration::from_secs(15 * 60);
@@ -128,7 +128,10 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for key in &self.keys {
             if let Some(count) = open.get_mut(key) {
                 *count -= 1;
@@ -156,7 +159,10 @@ impl Hub {
     /// Takes a place for one more stream of this session and user, or `None` over a cap.
     fn open_slot(&self, handle: &str, user_id: i64) -> Option<Slot> {
         let keys = [format!("session:{handle}"), format!("user:{user_id}")];
-        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let session = open.get(&keys[0]).copied().unwrap_or(0);
         let user = open.get(&keys[1]).copied().unwrap_or(0);
         if session >= STREAMS_PER_SESSION || user >= STREAMS_PER_USER {
@@ -286,7 +292,10 @@ pub async fn stream(State(state): State<AppState>, auth: AuthSession) -> Respons
             return AppError::unavailable().into_response();
         }
     };
-    let lifetime = state.events.max_lifetime + Duration::from_millis(jitter_ms(&handle) * 20);
+    // Spread by up to a tenth (at most a minute), per session, so streams opened together do
+    // not all reconnect together.
+    let spread = (state.events.max_lifetime / 10).min(Duration::from_secs(60));
+    let lifetime = state.events.max_lifetime + spread.mul_f64(jitter_ms(&handle) as f64 / 3_000.0);
     let watch = Watch {
         user_id: user.id,
         handle,

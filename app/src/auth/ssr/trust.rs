@@ -152,13 +152,23 @@ mod tests {
     #[test]
     fn exactly_one_device_cookie_counts() {
         let mut headers = http::HeaderMap::new();
-        headers.insert(http::header::COOKIE, "a=1; signoff_device=abc".parse().unwrap());
+        headers.insert(
+            http::header::COOKIE,
+            "a=1; signoff_device=abc".parse().unwrap(),
+        );
         assert_eq!(device_token(&headers, false).as_deref(), Some("abc"));
-        assert_eq!(device_token(&headers, true), None, "the secure name differs");
+        assert_eq!(
+            device_token(&headers, true),
+            None,
+            "the secure name differs"
+        );
         headers.append(http::header::COOKIE, "signoff_device=def".parse().unwrap());
         assert_eq!(device_token(&headers, false), None, "two are none");
         let cookie = device_cookie("xyz", true);
-        assert!(cookie.starts_with("__Host-signoff_device=xyz; Path=/;"), "{cookie}");
+        assert!(
+            cookie.starts_with("__Host-signoff_device=xyz; Path=/;"),
+            "{cookie}"
+        );
         assert!(cookie.ends_with("; Secure"), "{cookie}");
     }
 }
