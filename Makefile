@@ -7,6 +7,9 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/scripts/binaryen/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 
 E2E_DIR := $(CURDIR)/target/e2e
+# The Playwright suite signs up dozens of accounts from one address (127.0.0.1) within minutes;
+# the default of 10 registrations per address per window would refuse most of them.
+E2E_LIMITS := REGISTER_MAX_PER_WINDOW=1000
 
 .PHONY: run run-release watch csr-serve test tools tools-build lint unit unit-sqlite unit-postgres \
         e2e e2e-csr watch-smoke screenshots soak bench wasm-size clean
@@ -76,7 +79,7 @@ soak:
 ## builds it, serves it and runs the suite. The debug build is covered by `watch-smoke`.
 e2e:
 	rm -rf "$(E2E_DIR)" && mkdir -p "$(E2E_DIR)"
-	DATABASE_URL="sqlite://$(E2E_DIR)/signoff.db" RUST_LOG=warn cargo leptos end-to-end --release
+	DATABASE_URL="sqlite://$(E2E_DIR)/signoff.db" RUST_LOG=warn $(E2E_LIMITS) cargo leptos end-to-end --release
 
 ## The core Playwright flow against the Trunk (client-side-rendered) release build.
 e2e-csr:
@@ -89,7 +92,7 @@ watch-smoke:
 ## Regenerates docs/screenshots/*.png (used by the README) with Playwright.
 screenshots:
 	rm -rf "$(E2E_DIR)" && mkdir -p "$(E2E_DIR)"
-	DATABASE_URL="sqlite://$(E2E_DIR)/signoff.db" RUST_LOG=warn SIGNOFF_SCREENSHOTS=docs \
+	DATABASE_URL="sqlite://$(E2E_DIR)/signoff.db" RUST_LOG=warn SIGNOFF_SCREENSHOTS=docs $(E2E_LIMITS) \
 	  cargo leptos end-to-end --release
 
 ## Signoff against the seed's Express stack, side by side (bench/README.md). Not part of `make test`.

@@ -309,6 +309,10 @@ def start_pair(backend, workdir):
             "LEPTOS_SITE_ROOT": os.path.join(ROOT, "target", "site"),
             "LEPTOS_ENV": "PROD",
             "RUST_LOG": "warn",
+            # Every sign-in is reserved in its buckets until its hash is done, so one account
+            # from one address has at most LOGIN_MAX_FAILURES sign-ins in flight: the login storm
+            # (16 connections, one user, one address) needs more than the default 10.
+            "LOGIN_MAX_FAILURES": "64",
         },
     )
     peer = Server("express", 3301, "connect.sid", ["node", "server.js"], dict(peer_env, PORT="3301"), cwd=PEER_DIR)

@@ -42,7 +42,7 @@ trunk --config "$work/Trunk.toml" build --release
 
 # The proxy forwards the browser's Origin (Trunk's port) with its own Host: tell the server.
 DATABASE_URL="sqlite://$work/signoff.db" LEPTOS_SITE_ADDR="127.0.0.1:$SERVER_PORT" \
-  SITE_ORIGIN="http://127.0.0.1:$TRUNK_PORT" RUST_LOG=warn \
+  SITE_ORIGIN="http://127.0.0.1:$TRUNK_PORT" RUST_LOG=warn REGISTER_MAX_PER_WINDOW=1000 \
   ./target/release/server > "$work/server.log" 2>&1 &
 pids+=($!)
 

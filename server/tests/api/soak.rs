@@ -36,8 +36,25 @@ struct Counts {
 async fn soak_two_instances_many_users() {
     let users = env_u64("SOAK_USERS", 200) as usize;
     let seconds = env_u64("SOAK_SECONDS", 120);
-    let a = Arc::new(spawn_app_with(&[("DATABASE_MAX_CONNECTIONS", "16")]).await);
-    let b = Arc::new(spawn_app_on(&a.test_db, &[("DATABASE_MAX_CONNECTIONS", "16")]).await);
+    // Every simulated user signs up from this one address.
+    let a = Arc::new(
+        spawn_app_with(&[
+            ("DATABASE_MAX_CONNECTIONS", "16"),
+            ("REGISTER_MAX_PER_WINDOW", "100000"),
+            ("LOGIN_MAX_FAILURES", "100000"),
+        ])
+        .await,
+    );
+    let b = Arc::new(
+        spawn_app_on(
+            &a.test_db,
+            &[
+                ("DATABASE_MAX_CONNECTIONS", "16"),
+                ("LOGIN_MAX_FAILURES", "100000"),
+            ],
+        )
+        .await,
+    );
     let names: Vec<String> = (0..users).map(|i| format!("soak{i}")).collect();
     for name in &names {
         let cookie = a.register(name).await;
