@@ -111,15 +111,9 @@ pub fn take() -> Landing {
         .uri
         .query()
         .is_some_and(|query| query.split('&').any(|pair| pair == SIGNED_OUT_FLAG));
-    let flash = parts
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == FLASH_COOKIE)
-        .map(|(_, value)| value.to_owned());
+    let flash = crate::cookies::values(&parts.headers, FLASH_COOKIE)
+        .next()
+        .map(str::to_owned);
     if flash.is_some() {
         if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
             let removal = format!("{FLASH_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");

@@ -6,6 +6,8 @@ pub mod error;
 pub mod landing;
 
 #[cfg(feature = "ssr")]
+pub mod cookies;
+#[cfg(feature = "ssr")]
 pub mod db;
 #[cfg(feature = "ssr")]
 pub mod session;

@@ -422,19 +422,7 @@ pub async fn refuse_duplicate_cookies(
     next: Next,
 ) -> Response {
     let name = cookie_name(&settings);
-    let is_ours = |pair: &str| {
-        pair.trim()
-            .split_once('=')
-            .is_some_and(|(key, _)| key == name)
-    };
-    let count = request
-        .headers()
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter(|pair| is_ours(pair))
-        .count();
+    let count = crate::cookies::values(request.headers(), name).count();
     if count < 2 {
         return next.run(request).await;
     }
@@ -442,14 +430,9 @@ pub async fn refuse_duplicate_cookies(
         count,
         "request carried several session cookies; treated as none"
     );
-    let others: Vec<String> = request
-        .headers()
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter(|pair| !is_ours(pair) && !pair.trim().is_empty())
-        .map(|pair| pair.trim().to_owned())
+    let others: Vec<String> = crate::cookies::pairs(request.headers())
+        .filter(|(key, _)| *key != name)
+        .map(|(key, value)| format!("{key}={value}"))
         .collect();
     let headers = request.headers_mut();
     headers.remove(http::header::COOKIE);

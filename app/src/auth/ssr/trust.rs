@@ -34,16 +34,8 @@ pub fn device_cookie_name(secure: bool) -> &'static str {
 
 /// The device cookie the request carries, if exactly one.
 pub fn device_token(headers: &http::HeaderMap, secure: bool) -> Option<String> {
-    let name = device_cookie_name(secure);
-    let mut found = headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(key, _)| *key == name)
-        .map(|(_, value)| value.to_owned());
-    let token = found.next()?;
+    let mut found = crate::cookies::values(headers, device_cookie_name(secure));
+    let token = found.next()?.to_owned();
     (found.next().is_none() && !token.is_empty() && token.len() <= 64).then_some(token)
 }
 
