@@ -531,11 +531,17 @@ pub fn handle(id: &Id) -> String {
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Deletes expired session rows once per `period` across all instances, for as long as the
-/// process runs. Every instance ticks, but only the one that claims the period (a row of the
-/// `maintenance` table) sweeps. A failed sweep (database down) is logged and retried at the next
-/// tick instead of ending the task.
-pub async fn sweep_expired(store: Store, period: Duration) {
+/// Deletes expired rows once per `period` across all instances, for as long as the process runs:
+/// sessions, counted sign-in attempts that have left their window, and expired trust in clients.
+/// Every instance ticks, but only the one that claims the period (a row of the `maintenance`
+/// table) sweeps. A failed sweep (database down) is logged and retried at the next tick instead of
+/// ending the task.
+pub async fn sweep_expired(
+    store: Store,
+    period: Duration,
+    throttle: crate::auth::ssr::throttle::ThrottleSettings,
+) {
+    use crate::auth::ssr::{throttle as attempts, trust};
     let mut ticker = tokio::time::interval(period);
     loop {
         ticker.tick().await;
@@ -545,6 +551,12 @@ pub async fn sweep_expired(store: Store, period: Duration) {
             Ok(true) => {
                 if let Err(error) = store.delete_expired().await {
                     tracing::warn!(%error, "could not delete expired sessions; will retry");
+                }
+                if let Err(error) = attempts::forget_old(&store.db, &throttle).await {
+                    tracing::warn!(%error, "could not forget old sign-in attempts; will retry");
+                }
+                if let Err(error) = trust::forget_expired(&store.db).await {
+                    tracing::warn!(%error, "could not forget expired trust; will retry");
                 }
             }
             Ok(false) => tracing::trace!("another instance swept expired sessions this period"),

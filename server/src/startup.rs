@@ -106,6 +106,7 @@ impl Application {
         let sweeper = tokio::spawn(session::sweep_expired(
             Store::new(&self.state.db),
             self.sweep_interval,
+            self.state.throttle,
         ));
         let relay = tokio::spawn(self.state.events.clone().relay());
         // Open event streams would hold a graceful shutdown forever: end them first.

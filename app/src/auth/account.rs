@@ -70,7 +70,7 @@ pub async fn change_password(
         .verify_password(&user, &current_password)
         .await?
     {
-        attempt.failed(&auth.backend).await;
+        let _ = attempt.failed(&auth.backend).await;
         return Err(AppError::wrong_password());
     }
     attempt.succeeded(&state, &auth.backend, user.id).await?;

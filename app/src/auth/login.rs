@@ -52,8 +52,7 @@ pub async fn login(username: String, password: String) -> Result<User, AppError>
         })
         .await?;
     let Some(user) = verified else {
-        attempt.failed(&auth.backend).await;
-        let target = auth.backend.user_id_by_name(&username).await?;
+        let target = attempt.failed(&auth.backend).await;
         audit::record(&state.db, audit::Event::LoginFailed, target, None, meta.ip).await;
         return Err(AppError::invalid_credentials());
     };

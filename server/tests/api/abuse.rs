@@ -598,3 +598,41 @@ async fn a_password_change_keeps_the_absolute_deadline() {
         "the session outlived its absolute timeout"
     );
 }
+
+#[tokio::test]
+async fn the_sweep_forgets_attempts_past_their_window_and_expired_trust() {
+    let app = spawn_app_with(&[
+        ("SESSION_SWEEP_INTERVAL", "1"),
+        ("LOGIN_THROTTLE_WINDOW", "1"),
+    ])
+    .await;
+    app.register("alice").await;
+    assert_eq!(
+        app.login_attempt("alice", "not the password at all")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    app::on_db!(&app.db, |pool| {
+        sqlx::query("INSERT INTO trusted_clients (user_id, key_hash, expires_at) SELECT id, 'net:old', 1 FROM users")
+            .execute(pool)
+            .await
+            .expect("an expired trust row")
+            .rows_affected()
+    });
+    let counts = || async {
+        app::on_db!(&app.db, |pool| {
+            sqlx::query_as::<_, (i64, i64)>(
+                "SELECT (SELECT COUNT(*) FROM login_failures), \
+                 (SELECT COUNT(*) FROM trusted_clients WHERE key_hash = 'net:old')",
+            )
+            .fetch_one(pool)
+            .await
+            .expect("counts")
+        })
+    };
+    let (failures, expired) = counts().await;
+    assert!(failures > 0 && expired == 1, "{failures} {expired}");
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert_eq!(counts().await, (0, 0), "the sweep left old rows");
+}

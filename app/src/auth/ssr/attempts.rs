@@ -13,7 +13,10 @@ use crate::{error::AppError, state::AppState};
 #[must_use = "say how the attempt went: failed() or succeeded()"]
 pub struct Attempt {
     reservation: Reservation,
-    account: Option<i64>,
+    /// The account's id and its consecutive failures, if the name is an account's.
+    account: Option<(i64, i64)>,
+    /// How the account knows this client (`trust::recognise`), if it does.
+    trusted: Option<String>,
     device: Option<String>,
     ip: Option<IpAddr>,
 }
@@ -53,20 +56,22 @@ impl Attempt {
         }
         Ok(Self {
             reservation,
-            account: account.map(|(user_id, _)| user_id),
+            account,
+            trusted,
             device,
             ip,
         })
     }
 
     /// The secret was wrong: the reservation stays counted, and the account's consecutive
-    /// failures grow.
-    pub async fn failed(self, backend: &Backend) {
-        if let Some(user_id) = self.account {
-            if let Err(error) = backend.count_failure(user_id).await {
-                tracing::warn!(%error.message, "could not count a failed attempt on the account");
-            }
+    /// failures grow. Returns the account's id, if the name was an account's (for the audit
+    /// trail).
+    pub async fn failed(self, backend: &Backend) -> Option<i64> {
+        let (user_id, _) = self.account?;
+        if let Err(error) = backend.count_failure(user_id).await {
+            tracing::warn!(%error.message, "could not count a failed attempt on the account");
         }
+        Some(user_id)
     }
 
     /// The secret was right: the attempt is taken back, the failures start again, and this
@@ -78,9 +83,14 @@ impl Attempt {
         user_id: i64,
     ) -> Result<(), AppError> {
         self.reservation.succeeded(&state.db).await;
-        backend.reset_failures(user_id).await?;
+        if self.account.is_some_and(|(_, failures)| failures > 0) {
+            backend.reset_failures(user_id).await?;
+        }
         let secure = state.sessions.cookie_secure;
-        let new_token = trust::remember(&state.db, user_id, self.device.as_deref(), self.ip)
+        // `begin` already asked whether the account knows this device cookie.
+        let known_device = self.trusted.as_deref().is_some_and(trust::is_device_key);
+        let device = self.device.as_deref().filter(|_| known_device);
+        let new_token = trust::remember(&state.db, user_id, device, self.ip)
             .await
             .map_err(unavailable)?;
         if let (Some(token), Some(response)) =

@@ -259,16 +259,6 @@ impl Backend {
         Ok(())
     }
 
-    /// The id of the account a typed username names, if any (for the audit trail).
-    pub async fn user_id_by_name(&self, username: &str) -> Result<Option<i64>, AppError> {
-        let key = validate::username_key(username);
-        Ok(self
-            .find_by_key(&key)
-            .await
-            .map_err(BackendError::from)?
-            .map(|user| user.id))
-    }
-
     async fn find_by_key(&self, key: &str) -> Result<Option<UserRecord>, sqlx::Error> {
         on_db!(&self.db, |pool| {
             sqlx::query_as(

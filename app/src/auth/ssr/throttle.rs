@@ -166,11 +166,6 @@ pub async fn reserve(
                 return Ok(false);
             }
         }
-        // Forget what has left the window (indexed on `at`).
-        sqlx::query("DELETE FROM login_failures WHERE at <= $1")
-            .bind(since)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -212,6 +207,19 @@ async fn retry_after(
     }
     tracing::info!(wait_ms, "attempt throttled");
     Ok(((wait_ms + 999) / 1000) as u64)
+}
+
+/// Forgets counted attempts that have left the window (the periodic sweep,
+/// `session::sweep_expired`; indexed on `at`). Counting ignores them anyway.
+pub async fn forget_old(db: &Database, settings: &ThrottleSettings) -> Result<u64, sqlx::Error> {
+    let since = now_ms() - settings.window.as_millis() as i64;
+    on_db!(db, |pool| {
+        sqlx::query("DELETE FROM login_failures WHERE at <= $1")
+            .bind(since)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+    })
 }
 
 /// Forgets every counted attempt of an account (the operator's `unlock-account`).

@@ -45,6 +45,11 @@ fn device_key(token: &str) -> String {
     format!("device:{hex}")
 }
 
+/// Whether a key of [`recognise`] names a device cookie (rather than a network).
+pub fn is_device_key(key: &str) -> bool {
+    key.starts_with("device:")
+}
+
 fn net_key(ip: IpAddr) -> String {
     format!("net:{}", counting_key(ip))
 }
@@ -81,22 +86,20 @@ pub async fn recognise(
     Ok(None)
 }
 
-/// Remembers this client for account `user_id` after a successful sign-in. Returns a new device
-/// token to set when the request carried none (or one the account did not know).
+/// Remembers this client for account `user_id` after a successful sign-in. `known_device` is
+/// the request's device token if the account already knows it; otherwise a new token is made and
+/// returned, to be set as the device cookie.
 pub async fn remember(
     db: &Database,
     user_id: i64,
-    device: Option<&str>,
+    known_device: Option<&str>,
     ip: Option<IpAddr>,
 ) -> Result<Option<String>, sqlx::Error> {
-    let now = now_ms();
-    let expires_at = now + TRUST_PERIOD.as_millis() as i64;
-    let known_device = match device {
-        Some(token) => recognise(db, user_id, Some(token), None).await?.is_some(),
-        None => false,
-    };
-    let new_token = (!known_device).then(|| tower_sessions::session::Id::default().to_string());
-    let token = new_token.as_deref().or(device);
+    let expires_at = now_ms() + TRUST_PERIOD.as_millis() as i64;
+    let new_token = known_device
+        .is_none()
+        .then(|| tower_sessions::session::Id::default().to_string());
+    let token = new_token.as_deref().or(known_device);
     let keys: Vec<String> = token
         .map(device_key)
         .into_iter()
@@ -116,24 +119,27 @@ pub async fn remember(
             .map(|done| done.rows_affected())
         })?;
     }
-    // Expired trust is forgotten here, a little at a time.
+    Ok(new_token)
+}
+
+/// Forgets trust that has expired (the periodic sweep, `session::sweep_expired`).
+pub async fn forget_expired(db: &Database) -> Result<u64, sqlx::Error> {
     on_db!(db, |pool| {
         sqlx::query("DELETE FROM trusted_clients WHERE expires_at <= $1")
-            .bind(now)
+            .bind(now_ms())
             .execute(pool)
             .await
             .map(|done| done.rows_affected())
-    })?;
-    Ok(new_token)
+    })
 }
 
 /// The `Set-Cookie` value for a new device token.
 pub fn device_cookie(token: &str, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
     format!(
-        "{}={token}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
-        device_cookie_name(!secure.is_empty()),
-        TRUST_PERIOD.as_secs()
+        "{}={token}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",
+        device_cookie_name(secure),
+        TRUST_PERIOD.as_secs(),
+        if secure { "; Secure" } else { "" },
     )
 }
 
