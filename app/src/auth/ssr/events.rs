@@ -49,9 +49,9 @@ const BUFFER: usize = 1024;
 /// still reaches it from the browser's other tabs.
 pub const STREAMS_PER_SESSION: usize = 8;
 pub const STREAMS_PER_USER: usize = 32;
-/// A stream ends after this long (plus up to a tenth more, at most a minute, per session) and the page opens a new
-/// one: no connection is held forever, and a session's stream is re-authorised periodically.
-/// The default of `EVENT_STREAM_MAX_LIFETIME`.
+/// The default of `EVENT_STREAM_MAX_LIFETIME`: a stream ends after this long (plus up to a
+/// tenth more, at most a minute, per session) and the page opens a new one. No connection is
+/// held forever, and a session's stream is re-authorised periodically.
 pub const STREAM_MAX_LIFETIME: Duration = Duration::from_secs(15 * 60);
 /// After the listener reconnects, each stream re-reads its session within this spread (by its
 /// handle), not all at the same moment: a thousand streams must not empty the pool at once.
@@ -323,7 +323,7 @@ struct Watch {
     user_id: i64,
     id: Id,
     handle: String,
-    /// When the stream ends of its own accord ([`STREAM_MAX_LIFETIME`]).
+    /// When the stream ends of its own accord (`Hub::max_lifetime`, spread per session).
     ends_at: tokio::time::Instant,
     _slot: Slot,
     expiry: OffsetDateTime,
