@@ -194,13 +194,7 @@ async fn signing_in_as_someone_else_over_a_session_reaches_its_other_tabs() {
     let mut tab2 = app.open_events(&alice).await;
 
     // A third tab (same cookie) signs in as bob.
-    let response = app
-        .post(
-            "/api/login",
-            &[("username", "bob"), ("password", PASSWORD)],
-            Some(&alice),
-        )
-        .await;
+    let response = app.login_over("bob", &alice).await;
     assert_eq!(response.status(), StatusCode::OK);
     for tab in [&mut tab1, &mut tab2] {
         assert_eq!(
@@ -212,13 +206,7 @@ async fn signing_in_as_someone_else_over_a_session_reaches_its_other_tabs() {
     // Signing in again as the same user is a renewal, not an end: no news.
     let bob = session_cookie(&response).expect("bob's cookie");
     let mut bob_tab = app.open_events(&bob).await;
-    let again = app
-        .post(
-            "/api/login",
-            &[("username", "bob"), ("password", PASSWORD)],
-            Some(&bob),
-        )
-        .await;
+    let again = app.login_over("bob", &bob).await;
     assert_eq!(again.status(), StatusCode::OK);
     assert!(
         bob_tab

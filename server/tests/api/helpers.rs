@@ -270,6 +270,17 @@ impl TestApp {
         .await
     }
 
+    /// `POST /api/login` as `username` (password [`PASSWORD`]) from a browser that already holds
+    /// session `cookie`: signing in again, or as someone else, over a live session.
+    pub async fn login_over(&self, username: &str, cookie: &str) -> Response {
+        self.post(
+            "/api/login",
+            &[("username", username), ("password", PASSWORD)],
+            Some(cookie),
+        )
+        .await
+    }
+
     /// `POST /api/register` with these credentials and no cookie.
     pub async fn register_attempt(&self, username: &str, password: &str) -> Response {
         self.post(

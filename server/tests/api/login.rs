@@ -19,13 +19,7 @@ async fn login_made_in_a_server_function_is_persisted() {
 async fn login_rotates_the_session_id_and_kills_the_old_one() {
     let app = spawn_app().await;
     let before = app.register("alice").await;
-    let response = app
-        .post(
-            "/api/login",
-            &[("username", "alice"), ("password", PASSWORD)],
-            Some(&before),
-        )
-        .await;
+    let response = app.login_over("alice", &before).await;
     assert_eq!(response.status(), StatusCode::OK);
     let after = session_cookie(&response).expect("new cookie");
     assert_ne!(before, after, "login must issue a new id");
@@ -40,13 +34,7 @@ async fn signing_in_as_someone_else_over_a_live_session_rotates_too() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
     app.register("bob").await;
-    let response = app
-        .post(
-            "/api/login",
-            &[("username", "bob"), ("password", PASSWORD)],
-            Some(&alice),
-        )
-        .await;
+    let response = app.login_over("bob", &alice).await;
     assert_eq!(response.status(), StatusCode::OK);
     let bob = session_cookie(&response).expect("new cookie");
     assert_ne!(alice, bob);
