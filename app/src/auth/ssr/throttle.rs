@@ -125,11 +125,19 @@ impl Reservation {
 
 /// Reserves one attempt in every bucket, or refuses with 429 (and when to retry) if any bucket is
 /// full. 503 if the database cannot say: nothing is checked without a reservation.
+///
+/// A bucket already full is refused by a plain read first, without the lock: under a flood, the
+/// attempts past the limit never queue for the write lock (SQLite) or an advisory lock holding a
+/// pooled connection (PostgreSQL), which would starve everyone else's sign-in. Only the locked
+/// insert below admits an attempt; a stale read can only refuse, never admit.
 pub async fn reserve(
     db: &Database,
     settings: &ThrottleSettings,
     buckets: &[Bucket],
 ) -> Result<Reservation, AppError> {
+    if let Some(wait) = full_for(db, settings, buckets).await? {
+        return Err(AppError::too_many_attempts(wait));
+    }
     let now = now_ms();
     let window_ms = settings.window.as_millis() as i64;
     let since = now - window_ms;
@@ -172,22 +180,23 @@ pub async fn reserve(
     .await);
     match reserved.map_err(unavailable)? {
         true => Ok(Reservation { attempt }),
+        // Filled up between the read and the lock.
         false => Err(AppError::too_many_attempts(
-            retry_after(db, settings, buckets).await?,
+            full_for(db, settings, buckets).await?.unwrap_or(1),
         )),
     }
 }
 
-/// Seconds until every full bucket has room again: when the counted attempt that brings it
-/// back under its limit leaves the window.
-async fn retry_after(
+/// If any bucket is full: the seconds until every full bucket has room again (when the counted
+/// attempt that brings it back under its limit leaves the window).
+async fn full_for(
     db: &Database,
     settings: &ThrottleSettings,
     buckets: &[Bucket],
-) -> Result<u64, AppError> {
+) -> Result<Option<u64>, AppError> {
     let now = now_ms();
     let window_ms = settings.window.as_millis() as i64;
-    let mut wait_ms = 1_000i64;
+    let mut wait_ms: Option<i64> = None;
     for bucket in buckets {
         let unlocking: Option<i64> = on_db!(db, |pool| {
             sqlx::query_scalar(
@@ -202,11 +211,13 @@ async fn retry_after(
         })
         .map_err(unavailable)?;
         if let Some(at) = unlocking {
-            wait_ms = wait_ms.max(at + window_ms - now);
+            wait_ms = Some(wait_ms.unwrap_or(0).max(at + window_ms - now));
         }
     }
-    tracing::info!(wait_ms, "attempt throttled");
-    Ok(((wait_ms + 999) / 1000) as u64)
+    Ok(wait_ms.map(|wait_ms| {
+        tracing::info!(wait_ms, "attempt throttled");
+        (wait_ms.max(1) + 999) as u64 / 1000
+    }))
 }
 
 /// Forgets counted attempts that have left the window (the periodic sweep,
