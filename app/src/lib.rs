@@ -12,6 +12,8 @@ pub mod db;
 #[cfg(feature = "ssr")]
 pub mod session;
 #[cfg(feature = "ssr")]
+pub mod session_read;
+#[cfg(feature = "ssr")]
 pub mod state;
 
 use leptos::prelude::*;

@@ -12,7 +12,11 @@ use tower_sessions::{
 };
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
-use crate::{db::Database, on_db};
+use crate::{
+    db::Database,
+    on_db,
+    session_read::{SqliteReader, READ_SESSION},
+};
 
 /// The cookie's name. Deliberately not a framework default (OWASP: avoid fingerprinting).
 pub const COOKIE_NAME: &str = "signoff_session";
@@ -89,6 +93,8 @@ impl SessionSettings {
 pub struct Store {
     library: LibraryStore,
     db: Database,
+    /// On a SQLite file, the per-request read without sqlx's thread hops (`session_read`).
+    reader: Option<SqliteReader>,
 }
 
 /// tower-sessions-sqlx-store's store for the backend in use.
@@ -133,6 +139,10 @@ const SWEEP_JOB: &str = "sweep_expired_sessions";
 
 impl Store {
     pub fn new(db: &Database) -> Self {
+        let reader = match db {
+            Database::Sqlite(pool) => SqliteReader::for_file(pool.connect_options().get_filename()),
+            Database::Postgres(_) => None,
+        };
         let library = match db {
             Database::Sqlite(pool) => LibraryStore::Sqlite(SqliteStore::new(pool.clone())),
             // Our migrations create the table as public.tower_sessions, beside the others; both
@@ -150,6 +160,7 @@ impl Store {
         Self {
             library,
             db: db.clone(),
+            reader,
         }
     }
 
@@ -260,16 +271,6 @@ impl Store {
     }
 }
 
-/// A session row and, when someone is signed in to it, its owner's row.
-#[derive(sqlx::FromRow)]
-struct SessionWithOwner {
-    data: Vec<u8>,
-    owner_id: Option<i64>,
-    username: Option<String>,
-    password_hash: Option<String>,
-    session_stamp: Option<String>,
-}
-
 /// A session as listed to its owner.
 #[derive(Debug, sqlx::FromRow)]
 pub struct SessionRow {
@@ -324,20 +325,27 @@ impl SessionStore for Store {
 
     /// Reads a live session and, in the same statement, the user it belongs to, whom it hands to
     /// the auth backend for this request (see `auth::ssr::backend::prefetched`): one database
-    /// round trip per signed-in request instead of two. Expired rows are never returned.
+    /// round trip per signed-in request instead of two. Expired rows are never returned. On a
+    /// SQLite file the read runs on this thread (`session_read` says why); otherwise through sqlx.
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let row: Option<SessionWithOwner> = on_db!(&self.db, |pool| {
-            sqlx::query_as(
-                "SELECT s.data, u.id AS owner_id, u.username, u.password_hash, u.session_stamp \
-                 FROM tower_sessions s LEFT JOIN users u ON u.id = s.user_id \
-                 WHERE s.id = $1 AND s.expiry_date > $2",
-            )
-            .bind(id.to_string())
-            .bind(OffsetDateTime::now_utc())
-            .fetch_optional(pool)
-            .await
-        })
-        .map_err(store_error)?;
+        let row = match (&self.reader, &self.db) {
+            // The pool closed means the database is shut: the reader's own connections must not
+            // outlive it.
+            (_, Database::Sqlite(pool)) if pool.is_closed() => {
+                return Err(store_error("the database is closed"));
+            }
+            (Some(reader), _) => reader
+                .session(&id.to_string(), OffsetDateTime::now_utc())
+                .map_err(store_error)?,
+            (None, db) => on_db!(db, |pool| {
+                sqlx::query_as(READ_SESSION)
+                    .bind(id.to_string())
+                    .bind(OffsetDateTime::now_utc())
+                    .fetch_optional(pool)
+                    .await
+            })
+            .map_err(store_error)?,
+        };
         let Some(row) = row else {
             return Ok(None);
         };

@@ -165,10 +165,12 @@ async fn logs_never_contain_a_session_id() {
 }
 
 /// A signed-in request reads its session and its user in one statement (the session store hands
-/// the user to the auth layer), not one statement each. Counted from sqlx's own statement log.
+/// the user to the auth layer), not one statement each. Counted from sqlx's statement log and
+/// the log of Signoff's own SQLite session read (`app::session_read`).
 #[tokio::test]
 async fn a_signed_in_request_reads_the_database_once() {
-    let server = LoggedServer::start("warn,server=info,sqlx::query=debug").await;
+    let server =
+        LoggedServer::start("warn,server=info,sqlx::query=debug,signoff::session_read=debug").await;
     let client = reqwest::Client::new();
     let registered = client
         .post(server.url("/api/register"))
@@ -194,7 +196,7 @@ async fn a_signed_in_request_reads_the_database_once() {
             .drain()
             .await
             .into_iter()
-            .filter(|line| line.contains("sqlx::query"))
+            .filter(|line| line.contains("sqlx::query") || line.contains("signoff::session_read"))
             .collect();
         assert_eq!(statements.len(), 1, "{statements:#?}");
         assert!(statements[0].contains("JOIN users"), "{statements:#?}");

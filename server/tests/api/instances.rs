@@ -141,3 +141,78 @@ async fn the_expiry_sweep_runs_once_per_period_across_instances() {
     assert_eq!(winners, 1);
     assert!(!b.db.claim_job("test_job", period).await.unwrap());
 }
+
+/// No instance serves a session that has ended: with 200 requests in flight at all times on two
+/// instances, a sign-out on one of them (or a row deleted by another connection, as another
+/// process would) is seen by every request sent after it finished, on both. This is what any
+/// cache or snapshot in the per-request session read would break.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_ended_session_is_refused_by_every_later_request_on_every_instance() {
+    use std::sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    };
+    use tokio::time::Instant;
+
+    let (a, b) = two_instances().await;
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    a.register("alice").await;
+    for how in ["sign-out on A", "row deleted by another connection"] {
+        let cookie = b.login("alice").await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::new();
+        for i in 0..200 {
+            let app = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let (cookie, stop) = (cookie.clone(), stop.clone());
+            workers.push(tokio::spawn(async move {
+                // (sent at, still signed in)
+                let mut seen = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let sent = Instant::now();
+                    let response = app.get("/api/me", Some(&cookie)).await;
+                    assert_eq!(response.status(), StatusCode::OK);
+                    let body = response.text().await.expect("body");
+                    seen.push((sent, body.contains("alice")));
+                }
+                seen
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if how == "sign-out on A" {
+            let response = a.post("/api/logout", &[], Some(&cookie)).await;
+            assert_eq!(response.status(), StatusCode::OK);
+        } else {
+            app::on_db!(&a.db, |pool| {
+                sqlx::query("DELETE FROM tower_sessions WHERE id = $1")
+                    .bind(&cookie)
+                    .execute(pool)
+                    .await
+                    .expect("delete")
+                    .rows_affected()
+            });
+        }
+        let ended = Instant::now();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.store(true, Ordering::Relaxed);
+        let (mut before, mut after, mut served_after) = (0, 0, 0);
+        for worker in workers {
+            for (sent, signed_in) in worker.await.expect("worker") {
+                if sent < ended {
+                    before += usize::from(signed_in);
+                } else {
+                    after += 1;
+                    served_after += usize::from(signed_in);
+                }
+            }
+        }
+        eprintln!(
+            "{how}: {before} signed-in answers before, {after} requests after, {served_after} served"
+        );
+        assert!(
+            before > 200,
+            "{how}: the load ran before the end ({before})"
+        );
+        assert!(after > 200, "{how}: the load ran after the end ({after})");
+        assert_eq!(served_after, 0, "{how}: an ended session was served");
+    }
+}
