@@ -10,9 +10,14 @@ E2E_DIR := $(CURDIR)/target/e2e
 # The Playwright suite signs up dozens of accounts from one address (127.0.0.1) within minutes;
 # the default of 10 registrations per address per window would refuse most of them.
 E2E_LIMITS := REGISTER_MAX_PER_WINDOW=1000
+# The hydrate .wasm's budget, brotli -q 11 bytes, checked by `make test` on the release bundle
+# that `make e2e` builds. The goal is 100,000 (issue 13) and is not reached: the bundle measured
+# 163,559 (README, Benchmarks). This budget stops it growing while that work goes on; lower it
+# with every cut, never raise it without saying why in the commit.
+WASM_BUDGET_BROTLI := 165000
 
 .PHONY: run run-release watch csr-serve test tools tools-build lint unit unit-sqlite unit-postgres \
-        e2e e2e-csr watch-smoke screenshots soak bench wasm-size clean
+        e2e bundle-budget e2e-csr watch-smoke screenshots soak bench wasm-size clean
 
 ## Serve the app at http://127.0.0.1:3000 (debug build; data in ./data/signoff.db).
 run: tools-build
@@ -34,8 +39,8 @@ csr-serve:
 
 ## Every test: formatting, clippy, unit + integration tests on SQLite and on PostgreSQL,
 ## Playwright in Chromium on the release builds (server-rendered, and client-side-rendered for the
-## core flow), the watch smoke test (debug build).
-test: tools lint unit e2e e2e-csr watch-smoke
+## core flow), the bundle's size budget, the watch smoke test (debug build).
+test: tools lint unit e2e bundle-budget e2e-csr watch-smoke
 
 tools:
 	scripts/ensure-tools.sh all
@@ -80,6 +85,10 @@ soak:
 e2e:
 	rm -rf "$(E2E_DIR)" && mkdir -p "$(E2E_DIR)"
 	DATABASE_URL="sqlite://$(E2E_DIR)/signoff.db" RUST_LOG=warn $(E2E_LIMITS) cargo leptos end-to-end --release
+
+## The release bundle `make e2e` built stays within WASM_BUDGET_BROTLI.
+bundle-budget:
+	scripts/bundle-size.sh --budget $(WASM_BUDGET_BROTLI) target/site/pkg
 
 ## The core Playwright flow against the Trunk (client-side-rendered) release build.
 e2e-csr:
