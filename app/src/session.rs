@@ -15,7 +15,7 @@ use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 use crate::{
     db::Database,
     on_db,
-    session_read::{SqliteReader, READ_SESSION},
+    session_read::{PgReader, SqliteReader},
 };
 
 /// The cookie's name. Deliberately not a framework default (OWASP: avoid fingerprinting).
@@ -90,11 +90,34 @@ impl SessionSettings {
 ///   times and user agent shown on the Security page, copied from the session's data so that
 ///   listing or revoking a user's sessions is one indexed query.
 #[derive(Clone, Debug)]
-pub struct Store {
+pub struct Store(std::sync::Arc<StoreInner>);
+
+/// What a [`Store`] shares between its clones. tower-sessions clones the store with its layer for
+/// every request; one `Arc` makes that one reference count instead of copies of the pools and of
+/// the library store's table name.
+#[derive(Debug)]
+pub struct StoreInner {
     library: LibraryStore,
     db: Database,
-    /// On a SQLite file, the per-request read without sqlx's thread hops (`session_read`).
-    reader: Option<SqliteReader>,
+    /// The per-request read, outside sqlx's pool (`session_read`).
+    reader: Reader,
+}
+
+impl std::ops::Deref for Store {
+    type Target = StoreInner;
+
+    fn deref(&self) -> &StoreInner {
+        &self.0
+    }
+}
+
+/// Where the per-request session read runs (`session_read` says why not through sqlx's pool).
+#[derive(Debug)]
+enum Reader {
+    Sqlite(SqliteReader),
+    Postgres(PgReader),
+    /// An in-memory SQLite database exists only inside sqlx's connection: read through it.
+    Pool,
 }
 
 /// tower-sessions-sqlx-store's store for the backend in use.
@@ -140,8 +163,9 @@ const SWEEP_JOB: &str = "sweep_expired_sessions";
 impl Store {
     pub fn new(db: &Database) -> Self {
         let reader = match db {
-            Database::Sqlite(pool) => SqliteReader::for_file(pool.connect_options().get_filename()),
-            Database::Postgres(_) => None,
+            Database::Sqlite(pool) => SqliteReader::for_file(pool.connect_options().get_filename())
+                .map_or(Reader::Pool, Reader::Sqlite),
+            Database::Postgres(pool) => Reader::Postgres(PgReader::for_pool(pool)),
         };
         let library = match db {
             Database::Sqlite(pool) => LibraryStore::Sqlite(SqliteStore::new(pool.clone())),
@@ -157,11 +181,11 @@ impl Store {
                 LibraryStore::Postgres(store)
             }
         };
-        Self {
+        Self(std::sync::Arc::new(StoreInner {
             library,
             db: db.clone(),
             reader,
-        }
+        }))
     }
 
     /// Deletes expired rows. Loading already ignores them; this only reclaims space.
@@ -325,22 +349,23 @@ impl SessionStore for Store {
 
     /// Reads a live session and, in the same statement, the user it belongs to, whom it hands to
     /// the auth backend for this request (see `auth::ssr::backend::prefetched`): one database
-    /// round trip per signed-in request instead of two. Expired rows are never returned. On a
-    /// SQLite file the read runs on this thread (`session_read` says why); otherwise through sqlx.
+    /// round trip per signed-in request instead of two. Expired rows are never returned. The read
+    /// runs on connections outside sqlx's pool (`session_read` says why).
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let row = match (&self.reader, &self.db) {
-            // The pool closed means the database is shut: the reader's own connections must not
-            // outlive it.
-            (_, Database::Sqlite(pool)) if pool.is_closed() => {
-                return Err(store_error("the database is closed"));
-            }
-            (Some(reader), _) => reader
-                .session(&id.to_string(), OffsetDateTime::now_utc())
-                .map_err(store_error)?,
-            (None, db) => on_db!(db, |pool| {
-                sqlx::query_as(READ_SESSION)
-                    .bind(id.to_string())
-                    .bind(OffsetDateTime::now_utc())
+        // The pool closed means the database is shut: the readers' own connections must not
+        // outlive it.
+        if on_db!(&self.db, |pool| pool.is_closed()) {
+            return Err(store_error("the database is closed"));
+        }
+        let id = id.to_string();
+        let now = OffsetDateTime::now_utc();
+        let row = match &self.reader {
+            Reader::Sqlite(reader) => reader.session(&id, now).map_err(store_error)?,
+            Reader::Postgres(reader) => reader.session(&id, now).await.map_err(store_error)?,
+            Reader::Pool => on_db!(&self.db, |pool| {
+                sqlx::query_as(crate::session_read::READ_SESSION)
+                    .bind(id)
+                    .bind(now)
                     .fetch_optional(pool)
                     .await
             })

@@ -1,19 +1,25 @@
-//! The per-request session read on SQLite, done on the request's own thread.
+//! The per-request session read: the one query every signed-in request makes, on connections of
+//! its own instead of sqlx's pool, because the pool's overhead cost more than the query.
 //!
-//! Every signed-in request reads its session row (and its owner) once. Through sqlx that read is
-//! two hops between threads: sqlx runs each SQLite connection on a worker thread of its own and
-//! hands results back through channels. Under load the server spent about a third of its CPU in
-//! the kernel switching threads for those hops (`bench/README.md` has the profile). An indexed
-//! lookup in SQLite itself takes microseconds, less than the hops, so here it runs synchronously
-//! on a small pool of read-only connections to the same file.
+//! * **SQLite** ([`SqliteReader`]). Through sqlx the read is two hops between threads: sqlx runs
+//!   each SQLite connection on a worker thread of its own and hands results back through
+//!   channels. Under load the server spent about a third of its CPU in the kernel switching
+//!   threads for those hops (`bench/README.md` has the profile). An indexed lookup in SQLite
+//!   itself takes microseconds, so here it runs synchronously, on a small pool of read-only
+//!   connections to the same file. A blocked read would block a runtime thread, so they have a
+//!   short busy timeout: in WAL mode readers never wait for writers, only (rarely, briefly) for a
+//!   checkpoint's reset of the WAL index.
+//! * **PostgreSQL** ([`PgReader`]). sqlx 0.8 pings every connection it takes back into its pool
+//!   (`PoolConnection::return_to_pool`): a second round trip to the server for every query, which
+//!   was half the database's work per request. These connections go back to their own small
+//!   pool without one. That is safe because only a connection whose query completed is kept; one
+//!   that failed, or whose request was cancelled mid-query, is dropped. One idle for a second is
+//!   pinged before use, as the main pool does.
 //!
-//! Nothing is cached: every call is a fresh read transaction, which in WAL mode sees every write
-//! committed before it began, by this process or any other. A session ended anywhere is refused
-//! by the next read, exactly as with sqlx. Writes still go through sqlx.
-//!
-//! A blocked read would block a runtime thread, so the connections have a short busy timeout: in
-//! WAL mode readers never wait for writers, only (rarely, briefly) for a checkpoint's reset of
-//! the WAL index. A read that cannot finish becomes a store error, which the stack answers 503.
+//! Nothing is cached: every call is a fresh query (on SQLite a fresh WAL read transaction), which
+//! sees every write committed before it began, by this process or any other. A session ended
+//! anywhere is refused by the next read. Writes still go through sqlx's pool. A read that cannot
+//! finish becomes a store error, which the stack answers with 503.
 
 use std::{
     path::{Path, PathBuf},
@@ -22,6 +28,11 @@ use std::{
 };
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use sqlx::{
+    postgres::{PgConnectOptions, PgConnection},
+    Connection as _, PgPool,
+};
+use tokio::{sync::Semaphore, time::Instant};
 
 /// Readers are opened on demand; at most this many are kept idle between requests. More than the
 /// runtime's threads is never needed: a read runs start to finish on one thread.
@@ -151,4 +162,113 @@ impl SqliteReader {
 fn expiry_text(time: time::OffsetDateTime) -> Result<String, rusqlite::Error> {
     time.format(&time::format_description::well_known::Rfc3339)
         .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))
+}
+
+/// Connections to PostgreSQL for the session read, outside sqlx's pool (see the module comment).
+/// Cloning is cheap (shared).
+#[derive(Clone, Debug)]
+pub struct PgReader {
+    inner: Arc<PgInner>,
+}
+
+#[derive(Debug)]
+struct PgInner {
+    options: PgConnectOptions,
+    /// Bounds how many reader connections exist (idle or in use): the main pool's size, so an
+    /// instance holds at most twice `DATABASE_MAX_CONNECTIONS` connections.
+    permits: Semaphore,
+    /// How long to wait for a permit and a connection before the read fails (503), as the
+    /// main pool does (`DATABASE_ACQUIRE_TIMEOUT`).
+    acquire_timeout: Duration,
+    idle: Mutex<Vec<(PgConnection, Instant)>>,
+}
+
+/// As the main pool (`db.rs`): a connection idle this long is pinged before it is used.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
+impl PgReader {
+    /// A reader with the main pool's address, size and acquire timeout.
+    pub fn for_pool(pool: &PgPool) -> Self {
+        let options = pool.options();
+        Self {
+            inner: Arc::new(PgInner {
+                options: (*pool.connect_options()).clone(),
+                permits: Semaphore::new(options.get_max_connections() as usize),
+                acquire_timeout: options.get_acquire_timeout(),
+                idle: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The live session `id` (expiry after `now`) and its owner, if any.
+    pub async fn session(
+        &self,
+        id: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<SessionWithOwner>, sqlx::Error> {
+        let _permit =
+            tokio::time::timeout(self.inner.acquire_timeout, self.inner.permits.acquire())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)?
+                .map_err(|_| sqlx::Error::PoolClosed)?;
+        let (mut connection, reused) =
+            tokio::time::timeout(self.inner.acquire_timeout, self.checkout())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        let mut row = read(&mut connection, id, now).await;
+        // A reused connection can have died since its last query (a database restart, a proxy
+        // timing it out) without anyone noticing: one retry on a fresh connection.
+        if reused && matches!(row, Err(sqlx::Error::Io(_))) {
+            connection = tokio::time::timeout(
+                self.inner.acquire_timeout,
+                PgConnection::connect_with(&self.inner.options),
+            )
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+            row = read(&mut connection, id, now).await;
+        }
+        if row.is_ok() {
+            self.lock_idle().push((connection, Instant::now()));
+        }
+        row
+    }
+
+    /// An idle connection (pinged first if it sat for a second) or a new one, and whether it
+    /// was reused.
+    async fn checkout(&self) -> Result<(PgConnection, bool), sqlx::Error> {
+        loop {
+            let Some((mut connection, since)) = self.lock_idle().pop() else {
+                break;
+            };
+            if since.elapsed() < IDLE_BEFORE_PING {
+                return Ok((connection, true));
+            }
+            if connection.ping().await.is_ok() {
+                return Ok((connection, false));
+            }
+        }
+        Ok((
+            PgConnection::connect_with(&self.inner.options).await?,
+            false,
+        ))
+    }
+
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<(PgConnection, Instant)>> {
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+async fn read(
+    connection: &mut PgConnection,
+    id: &str,
+    now: time::OffsetDateTime,
+) -> Result<Option<SessionWithOwner>, sqlx::Error> {
+    sqlx::query_as(READ_SESSION)
+        .bind(id)
+        .bind(now)
+        .fetch_optional(connection)
+        .await
 }

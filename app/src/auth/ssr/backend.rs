@@ -100,15 +100,28 @@ impl From<AppError> for BackendError {
     }
 }
 
+/// The auth backend. axum-login's layer clones it for every request (and every middleware
+/// around it clones the layer again), so it is one `Arc`: a clone is one reference count.
 #[derive(Clone, Debug)]
-pub struct Backend {
+pub struct Backend(std::sync::Arc<BackendInner>);
+
+#[derive(Debug)]
+pub struct BackendInner {
     db: Database,
     hasher: Hasher,
 }
 
+impl std::ops::Deref for Backend {
+    type Target = BackendInner;
+
+    fn deref(&self) -> &BackendInner {
+        &self.0
+    }
+}
+
 impl Backend {
     pub fn new(db: Database, hasher: Hasher) -> Self {
-        Self { db, hasher }
+        Self(std::sync::Arc::new(BackendInner { db, hasher }))
     }
 
     /// Creates an account. The name is validated and trimmed; uniqueness is case-insensitive.
