@@ -10,7 +10,9 @@ and ratios. Writes bench/results/latest.json and bench/results/latest.md.
 
 Environment: BENCH_SECONDS (8) per wrk run, BENCH_ROUNDS (3), BENCH_CONNECTIONS (64),
 BENCH_SESSIONS (300) for the logout latency, BENCH_BACKENDS ("sqlite postgres"),
-TEST_DATABASE_URL (a PostgreSQL admin URL; `make bench` sets it).
+TEST_DATABASE_URL (a PostgreSQL admin URL; `make bench` sets it), BENCH_SIGNOFF (another server
+binary to measure, e.g. an older commit's), BENCH_PEERS ("express axum-login"; "" for Signoff
+alone), BENCH_RESULTS (where to write the results; bench/results).
 """
 
 import datetime
@@ -33,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER_DIR = os.path.join(ROOT, "bench", "peers", "express-passport")
 AXUM_LOGIN_DIR = os.path.join(ROOT, "bench", "peers", "axum-login")
 PEER_TARGET = os.path.join(ROOT, "target", "peers")
-RESULTS = os.path.join(ROOT, "bench", "results")
+RESULTS = os.environ.get("BENCH_RESULTS", os.path.join(ROOT, "bench", "results"))
 LOGIN_LUA = os.path.join(ROOT, "bench", "wrk", "login.lua")
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
@@ -41,6 +43,10 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
 SESSIONS = int(os.environ.get("BENCH_SESSIONS", "300"))
 BACKENDS = os.environ.get("BENCH_BACKENDS", "sqlite postgres").split()
+# Another Signoff build to measure (an older commit's, to compare), and which peers to run beside
+# it ("" for none: a quick run of Signoff alone, with no ratios).
+SIGNOFF_BINARY = os.environ.get("BENCH_SIGNOFF", os.path.join(ROOT, "target", "release", "server"))
+PEERS = os.environ.get("BENCH_PEERS", "express axum-login").split()
 USER = "benchuser"
 PASSWORD = "correct horse battery staple"
 LOGIN_CONNECTIONS = 16
@@ -318,7 +324,7 @@ def start_pair(backend, workdir):
         "signoff",
         3300,
         "signoff_session",
-        [os.path.join(ROOT, "target", "release", "server")],
+        [SIGNOFF_BINARY],
         {
             "DATABASE_URL": signoff_db,
             "LEPTOS_SITE_ADDR": "127.0.0.1:3300",
@@ -331,15 +337,18 @@ def start_pair(backend, workdir):
             "LOGIN_MAX_FAILURES": "64",
         },
     )
-    peer = Server("express", 3301, "connect.sid", ["node", "server.js"], dict(peer_env, PORT="3301"), cwd=PEER_DIR)
-    axum_login = Server(
-        "axum-login",
-        3303,
-        "id",  # tower-sessions' default cookie name
-        [os.path.join(PEER_TARGET, "release", "axum-login-peer")],
-        {"DATABASE_URL": axum_login_db, "PORT": "3303"},
-    )
-    return [signoff, peer, axum_login]
+    servers = [signoff]
+    if "express" in PEERS:
+        servers.append(Server("express", 3301, "connect.sid", ["node", "server.js"], dict(peer_env, PORT="3301"), cwd=PEER_DIR))
+    if "axum-login" in PEERS:
+        servers.append(Server(
+            "axum-login",
+            3303,
+            "id",  # tower-sessions' default cookie name
+            [os.path.join(PEER_TARGET, "release", "axum-login-peer")],
+            {"DATABASE_URL": axum_login_db, "PORT": "3303"},
+        ))
+    return servers
 
 
 def ceiling():
@@ -405,10 +414,10 @@ def fmt(value, unit=""):
 
 
 def rows_for(results):
-    s, e, a = results["signoff"], results["express"], results["axum-login"]
+    s, e, a = results["signoff"], results.get("express"), results.get("axum-login")
 
     def row(name, key, unit="", get=lambda r, k: r[k]):
-        return (name, get(s, key), get(e, key), get(a, key), unit)
+        return (name, get(s, key), get(e, key) if e else None, get(a, key) if a else None, unit)
 
     logout = lambda r, k: r["logout"][k]  # noqa: E731
     errors = lambda r, _: r["errors"] + r["logout"]["errors"]  # noqa: E731
@@ -436,8 +445,8 @@ WASM_GOAL_BYTES = 100_000
 def targets(report):
     checks = []
     for backend, results in report["backends"].items():
-        s, e = results["signoff"], results["express"]
-        tput = ratio(s["me_rps"], e["me_rps"])
+        s, e = results["signoff"], results.get("express", {})
+        tput = ratio(s["me_rps"], e.get("me_rps"))
         goal = THROUGHPUT_GOAL.get(backend, 10)
         checks.append((f"{backend}: `/api/me` throughput ≥ {goal}× Express", tput is not None and tput >= goal, f"{tput}×"))
         checks.append((f"{backend}: `/api/me` p99 ≤ {P99_GOAL_MS} ms at {CONNECTIONS} connections", (s["me_p99_ms"] or 1e9) <= P99_GOAL_MS, fmt(s["me_p99_ms"], " ms")))

@@ -2,11 +2,6 @@ use std::process::ExitCode;
 
 use server::{config::Settings, startup::Application, telemetry};
 
-// mimalloc instead of glibc's malloc: a request allocates and frees dozens of small objects
-// across two runtime threads, which glibc's arenas serve slowly (bench/README.md has the numbers).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     telemetry::init();
