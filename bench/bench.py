@@ -175,12 +175,8 @@ def wrk(url, connections, seconds, cookie=None, script=None):
 
 
 def me_idle(server, cookie):
+    """`GET /api/me` with no login storm beside it; with no cookie, everything but the session read."""
     return wrk(server.base + "/api/me", CONNECTIONS, SECONDS, cookie=cookie)
-
-
-def me_signed_out(server):
-    """The same request with no cookie: everything but the session read."""
-    return wrk(server.base + "/api/me", CONNECTIONS, SECONDS)
 
 
 def login_throughput(server):
@@ -258,7 +254,7 @@ def measure_pair(pair):
         for server in pair:
             log(f"round {round_ + 1}/{ROUNDS}: {server.name}")
             raw[server.name]["me"].append(me_idle(server, cookies[server.name]))
-            raw[server.name]["anon"].append(me_signed_out(server))
+            raw[server.name]["anon"].append(me_idle(server, None))
             raw[server.name]["login"].append(login_throughput(server))
             raw[server.name]["storm"].append(me_during_login_storm(server, cookies[server.name]))
     results = {}

@@ -30,7 +30,7 @@ impl Default for PoolSettings {
 }
 
 /// How long a PostgreSQL connection may sit in the pool before it is pinged on checkout.
-const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+pub(crate) const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 /// A connected database. Cloning is cheap (the pool is shared).
 #[derive(Clone, Debug)]

@@ -34,6 +34,9 @@ use sqlx::{
 };
 use tokio::{sync::Semaphore, time::Instant};
 
+// As the main pool does: a connection idle this long is pinged before it is used.
+use crate::db::IDLE_BEFORE_PING;
+
 /// Readers are opened on demand; at most this many are kept idle between requests. More than the
 /// runtime's threads is never needed: a read runs start to finish on one thread.
 const MAX_IDLE: usize = 16;
@@ -119,12 +122,7 @@ impl SqliteReader {
     }
 
     fn checkout(&self) -> Result<Connection, rusqlite::Error> {
-        let idle = self
-            .inner
-            .idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .pop();
+        let idle = self.lock_idle().pop();
         match idle {
             Some(connection) => Ok(connection),
             None => self.open(),
@@ -132,14 +130,17 @@ impl SqliteReader {
     }
 
     fn checkin(&self, connection: Connection) {
-        let mut idle = self
-            .inner
-            .idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut idle = self.lock_idle();
         if idle.len() < MAX_IDLE {
             idle.push(connection);
         }
+    }
+
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn open(&self) -> Result<Connection, rusqlite::Error> {
@@ -182,9 +183,6 @@ struct PgInner {
     acquire_timeout: Duration,
     idle: Mutex<Vec<(PgConnection, Instant)>>,
 }
-
-/// As the main pool (`db.rs`): a connection idle this long is pinged before it is used.
-const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 impl PgReader {
     /// A reader with the main pool's address, size and acquire timeout.

@@ -8,7 +8,7 @@ use leptos::prelude::LeptosOptions;
 use crate::{
     auth::ssr::{client_addr::Cidr, events::Hub, throttle::ThrottleSettings},
     db::Database,
-    session::SessionSettings,
+    session::{SessionSettings, Store},
 };
 
 /// The application state. Cloning is one reference count: axum clones the state for every
@@ -35,6 +35,9 @@ impl Deref for AppState {
 pub struct AppStateInner {
     pub leptos_options: LeptosOptions,
     pub db: Database,
+    /// The session store, built once: the session layer reads through it, and handlers list and
+    /// end sessions with it. It owns the per-request read's connections (`session_read`).
+    pub store: Store,
     pub sessions: SessionSettings,
     pub throttle: ThrottleSettings,
     /// The site's public origin (`SITE_ORIGIN`, e.g. `https://app.example.com`). When unset, a

@@ -74,6 +74,7 @@ impl Application {
         let state = AppState::new(AppStateInner {
             events: Hub::new(&db, settings.stream_lifetime),
             leptos_options,
+            store: Store::new(&db),
             db,
             sessions: settings.sessions,
             throttle: settings.throttle,
@@ -104,7 +105,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let sweeper = tokio::spawn(session::sweep_expired(
-            Store::new(&self.state.db),
+            self.state.store.clone(),
             self.sweep_interval,
             self.state.throttle,
         ));
@@ -133,7 +134,7 @@ impl Application {
 pub async fn router(state: AppState, limits: ServerLimits) -> Result<Router, StartupError> {
     let hasher = Hasher::new().await.map_err(StartupError::Hasher)?;
     let backend = Backend::new(state.db.clone(), hasher);
-    let session_layer = session::layer(Store::new(&state.db), state.sessions);
+    let session_layer = session::layer(state.store.clone(), state.sessions);
 
     let session_stack = ServiceBuilder::new()
         // Lets the session read hand its owner to the auth layer (one read per request).

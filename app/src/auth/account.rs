@@ -18,13 +18,10 @@ pub async fn list_sessions() -> Result<Vec<SessionInfo>, AppError> {
     let user = require_user(&auth)?;
     let state = super::ssr::app_state()?;
     let current = current_handle(&auth);
-    let rows = crate::session::Store::new(&state.db)
-        .list_for_user(user.id)
-        .await
-        .map_err(|error| {
-            tracing::error!(%error, "could not list sessions");
-            AppError::unavailable()
-        })?;
+    let rows = state.store.list_for_user(user.id).await.map_err(|error| {
+        tracing::error!(%error, "could not list sessions");
+        AppError::unavailable()
+    })?;
     Ok(rows
         .into_iter()
         .map(|row| SessionInfo {

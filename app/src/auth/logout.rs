@@ -39,7 +39,8 @@ pub async fn logout_all() -> Result<(), AppError> {
     let mut auth = super::ssr::auth_session().await?;
     let user = require_user(&auth)?;
     let state = super::ssr::app_state()?;
-    let others = crate::session::Store::new(&state.db)
+    let others = state
+        .store
         .delete_for_user(user.id, None)
         .await
         .map_err(unavailable)?;
@@ -83,7 +84,8 @@ pub async fn revoke_session(id: String) -> Result<(), AppError> {
     if current.as_deref() == Some(id.as_str()) {
         // Revoking the session in hand is signing out, cookie and all.
         end_session(&mut auth, &state, EndReason::Revoked).await?;
-    } else if crate::session::Store::new(&state.db)
+    } else if state
+        .store
         .delete_by_handle(user.id, &id)
         .await
         .map_err(unavailable)?

@@ -283,7 +283,7 @@ pub async fn stream(State(state): State<AppState>, auth: AuthSession) -> Respons
     // Subscribe before reading the row, so an end between the two is not missed.
     let news = state.events.local.subscribe();
     let closing = state.events.closing.subscribe();
-    let store = Store::new(&state.db);
+    let store = state.store.clone();
     let expiry = match store.expiry_of(&id).await {
         Ok(Some(expiry)) => expiry,
         Ok(None) => return AppError::not_signed_in().into_response(),
