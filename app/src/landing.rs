@@ -25,14 +25,24 @@ pub const SIGNED_OUT_FLAG: &str = "signed-out";
 const MESSAGE_MAX_BYTES: usize = 512;
 
 /// The forms that post natively, by their server function's endpoint (`/api/<endpoint>`).
-pub const FORM_ENDPOINTS: [&str; 6] = [
+pub const FORM_ENDPOINTS: [&str; 10] = [
     "login",
     "register",
     "logout",
     "logout_all",
     "revoke_session",
     "change_password",
+    "logout_provider",
+    "unlink_provider",
+    // Not server functions: the single sign-on flow (`auth::ssr::oidc::flow`) lands with these
+    // when signing in, or linking a provider, did not work out.
+    OIDC_LOGIN,
+    OIDC_LINK,
 ];
+/// The "form" of a failed sign-in through a provider.
+pub const OIDC_LOGIN: &str = "oidc_login";
+/// The "form" of a failed link of a provider to the signed-in account.
+pub const OIDC_LINK: &str = "oidc_link";
 
 /// What the page shows on arrival after a native form post.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +87,15 @@ impl FormError {
             .bytes()
             .map(|byte| format!("{byte:02x}"))
             .collect()
+    }
+
+    /// The `Set-Cookie` value that carries this error to the next page render.
+    pub fn cookie(&self, secure: bool) -> String {
+        let secure = if secure { "; Secure" } else { "" };
+        format!(
+            "{FLASH_COOKIE}={}; Path=/; Max-Age={FLASH_MAX_AGE_SECS}; HttpOnly; SameSite=Lax{secure}",
+            self.encode()
+        )
     }
 
     /// Reads a cookie value written by [`FormError::encode`]. Anything else is `None`.

@@ -73,10 +73,18 @@ fn set_page_csp(options: &LeptosOptions) {
     } else {
         String::new()
     };
+    // A sign-in with a provider posts here and is redirected there, and browsers hold the
+    // redirect of a form post to `form-action` too: the providers' origins are allowed.
+    let providers: String = use_context::<crate::state::AppState>()
+        .map(|state| state.oidc.form_action_sources())
+        .unwrap_or_default()
+        .iter()
+        .map(|origin| format!(" {origin}"))
+        .collect();
     let policy = format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
          style-src 'self'; img-src 'self' data:; connect-src 'self'{live_reload}; \
-         frame-ancestors 'none'; object-src 'none'; base-uri 'none'; form-action 'self'"
+         frame-ancestors 'none'; object-src 'none'; base-uri 'none'; form-action 'self'{providers}"
     );
     if let Ok(value) = http::HeaderValue::from_str(&policy) {
         response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);

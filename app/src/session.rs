@@ -134,12 +134,23 @@ struct RowMeta {
     created_at: Option<i64>,
     last_seen_at: Option<i64>,
     user_agent: Option<String>,
+    /// The provider a session was signed in through, and the provider's session id.
+    oidc_provider: Option<String>,
+    oidc_sid: Option<String>,
 }
 
 impl RowMeta {
     fn of(record: &Record) -> Self {
         let int = |key: &str| record.data.get(key).and_then(serde_json::Value::as_i64);
+        let oidc = record.data.get(crate::auth::ssr::oidc::SESSION_KEY);
+        let oidc_text = |key: &str| {
+            oidc.and_then(|value| value.get(key))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
         Self {
+            oidc_provider: oidc_text("provider"),
+            oidc_sid: oidc_text("sid"),
             user_id: record
                 .data
                 .get(AUTH_DATA_KEY)
@@ -197,11 +208,24 @@ impl Store {
         }
     }
 
+    /// Forgets the `jti`s of logout tokens that would be refused by now anyway.
+    pub async fn forget_used_logout_tokens(&self) -> Result<u64, sqlx::Error> {
+        let now = crate::now_ms();
+        on_db!(&self.db, |pool| {
+            sqlx::query("DELETE FROM oidc_logout_tokens WHERE expires_at < $1")
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+    }
+
     /// The live sessions of a user, newest first.
     pub async fn list_for_user(&self, user_id: i64) -> Result<Vec<SessionRow>, sqlx::Error> {
         on_db!(&self.db, |pool| {
             sqlx::query_as(
-                "SELECT handle, created_at, last_seen_at, user_agent FROM tower_sessions \
+                "SELECT handle, created_at, last_seen_at, user_agent, oidc_provider \
+                 FROM tower_sessions \
                  WHERE user_id = $1 AND expiry_date > $2 AND handle IS NOT NULL \
                  ORDER BY created_at DESC",
             )
@@ -266,14 +290,85 @@ impl Store {
         Ok(deleted)
     }
 
+    /// A provider's back-channel logout: records the logout token's `jti` and deletes the
+    /// sessions it names, in one transaction. `None` if that `jti` was recorded before (a
+    /// replay): nothing is deleted. Otherwise the owners and handles of the deleted sessions.
+    pub async fn delete_for_provider_logout(
+        &self,
+        logout: &ProviderLogout<'_>,
+    ) -> Result<Option<Vec<(i64, String)>>, sqlx::Error> {
+        let target = logout.target;
+        let rows: Option<Vec<(Option<i64>, Option<String>)>> = on_db!(&self.db, |pool| async {
+            let mut tx = pool.begin().await?;
+            let fresh = sqlx::query(
+                "INSERT INTO oidc_logout_tokens (issuer, jti, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(logout.issuer)
+            .bind(logout.jti)
+            .bind(logout.remember_until_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !fresh {
+                return Ok(None);
+            }
+            let deleted = match (target.sid, target.user_id) {
+                (Some(sid), Some(user_id)) => {
+                    sqlx::query_as(
+                        "DELETE FROM tower_sessions WHERE oidc_provider = $1 AND oidc_sid = $2 \
+                         AND user_id = $3 RETURNING user_id, handle",
+                    )
+                    .bind(target.provider)
+                    .bind(sid)
+                    .bind(user_id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                }
+                (Some(sid), None) if !target.subject_given => {
+                    sqlx::query_as(
+                        "DELETE FROM tower_sessions WHERE oidc_provider = $1 AND oidc_sid = $2 \
+                         RETURNING user_id, handle",
+                    )
+                    .bind(target.provider)
+                    .bind(sid)
+                    .fetch_all(&mut *tx)
+                    .await?
+                }
+                (None, Some(user_id)) => {
+                    sqlx::query_as(
+                        "DELETE FROM tower_sessions WHERE oidc_provider = $1 AND user_id = $2 \
+                         RETURNING user_id, handle",
+                    )
+                    .bind(target.provider)
+                    .bind(user_id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                }
+                // A subject no account is linked to: no session of ours can be its.
+                _ => Vec::new(),
+            };
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(Some(deleted))
+        }
+        .await)?;
+        Ok(rows.map(|rows| {
+            rows.into_iter()
+                .filter_map(|(user_id, handle)| user_id.zip(handle))
+                .collect()
+        }))
+    }
+
     async fn try_insert(&self, record: &Record) -> Result<bool, session_store::Error> {
         let data = rmp_serde::to_vec(record).map_err(store_error)?;
         let meta = RowMeta::of(record);
         let inserted = on_db!(&self.db, |pool| {
             sqlx::query(
                 "INSERT INTO tower_sessions \
-                 (id, data, expiry_date, user_id, handle, created_at, last_seen_at, user_agent) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 (id, data, expiry_date, user_id, handle, created_at, last_seen_at, user_agent, \
+                  oidc_provider, oidc_sid) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(record.id.to_string())
             .bind(data)
@@ -283,6 +378,8 @@ impl Store {
             .bind(meta.created_at)
             .bind(meta.last_seen_at)
             .bind(meta.user_agent)
+            .bind(meta.oidc_provider)
+            .bind(meta.oidc_sid)
             .execute(pool)
             .await
             .map(|_| ())
@@ -295,6 +392,29 @@ impl Store {
     }
 }
 
+/// The sessions a provider's logout token names: those signed in through `provider` with its
+/// session id `sid`, or (no `sid`) all of the account `user_id` signed in through it.
+#[derive(Clone, Copy, Debug)]
+pub struct ProviderSessions<'a> {
+    pub provider: &'a str,
+    pub sid: Option<&'a str>,
+    /// The account linked to the token's `sub`, if it named one and one is linked.
+    pub user_id: Option<i64>,
+    /// Whether the token named a `sub` at all (then `sid` alone never matches).
+    pub subject_given: bool,
+}
+
+/// A logout token's one-time use, and what it ends.
+#[derive(Clone, Copy, Debug)]
+pub struct ProviderLogout<'a> {
+    pub issuer: &'a str,
+    pub jti: &'a str,
+    /// Unix milliseconds after which the token would be refused anyway; its `jti` is kept
+    /// until then.
+    pub remember_until_ms: i64,
+    pub target: ProviderSessions<'a>,
+}
+
 /// A session as listed to its owner.
 #[derive(Debug, sqlx::FromRow)]
 pub struct SessionRow {
@@ -302,6 +422,7 @@ pub struct SessionRow {
     pub created_at: Option<i64>,
     pub last_seen_at: Option<i64>,
     pub user_agent: Option<String>,
+    pub oidc_provider: Option<String>,
 }
 
 fn store_error(error: impl std::fmt::Display) -> session_store::Error {
@@ -324,7 +445,8 @@ impl SessionStore for Store {
         let updated = on_db!(&self.db, |pool| {
             sqlx::query(
                 "UPDATE tower_sessions SET data = $1, expiry_date = $2, user_id = $3, \
-                 created_at = $4, last_seen_at = $5, user_agent = $6 WHERE id = $7",
+                 created_at = $4, last_seen_at = $5, user_agent = $6, oidc_provider = $7, \
+                 oidc_sid = $8 WHERE id = $9",
             )
             .bind(data)
             .bind(record.expiry_date)
@@ -332,6 +454,8 @@ impl SessionStore for Store {
             .bind(meta.created_at)
             .bind(meta.last_seen_at)
             .bind(meta.user_agent)
+            .bind(meta.oidc_provider)
+            .bind(meta.oidc_sid)
             .bind(record.id.to_string())
             .execute(pool)
             .await
@@ -590,6 +714,9 @@ pub async fn sweep_expired(
                 }
                 if let Err(error) = trust::forget_expired(&store.db).await {
                     tracing::warn!(%error, "could not forget expired trust; will retry");
+                }
+                if let Err(error) = store.forget_used_logout_tokens().await {
+                    tracing::warn!(%error, "could not forget used logout tokens; will retry");
                 }
             }
             Ok(false) => tracing::trace!("another instance swept expired sessions this period"),

@@ -6,7 +6,7 @@ use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 
 use crate::{
-    auth::ssr::{client_addr::Cidr, events::Hub, throttle::ThrottleSettings},
+    auth::ssr::{client_addr::Cidr, events::Hub, oidc::Providers, throttle::ThrottleSettings},
     db::Database,
     session::{SessionSettings, Store},
 };
@@ -47,6 +47,8 @@ pub struct AppStateInner {
     pub events: Hub,
     /// Peers whose forwarding headers name the client (`TRUSTED_PROXIES`); empty: none.
     pub trusted_proxies: Vec<Cidr>,
+    /// The OpenID Providers people may sign in with (`OIDC_PROVIDERS`); empty: none.
+    pub oidc: Providers,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -4,7 +4,11 @@
 use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use app::{
-    auth::ssr::{client_addr::Cidr, throttle::ThrottleSettings},
+    auth::ssr::{
+        client_addr::Cidr,
+        oidc::{is_loopback_http, ProviderSettings},
+        throttle::ThrottleSettings,
+    },
     db::{PoolSettings, DEFAULT_DATABASE_URL},
     session::SessionSettings,
 };
@@ -30,12 +34,14 @@ pub struct Settings {
     /// How long an event stream stays open before the page reconnects
     /// (`EVENT_STREAM_MAX_LIFETIME` seconds, 900).
     pub stream_lifetime: Duration,
+    /// OpenID Providers for single sign-on (`OIDC_PROVIDERS`, `OIDC_<ID>_*`); empty: none.
+    pub oidc: Vec<ProviderSettings>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{variable}={value:?} is invalid: {reason}")]
 pub struct ConfigError {
-    pub variable: &'static str,
+    pub variable: String,
     pub value: String,
     pub reason: String,
 }
@@ -149,7 +155,18 @@ impl Settings {
             .env(env)
             .build();
 
+        let oidc = providers(&vars)?;
+        if !oidc.is_empty() && site_origin.is_none() && !leptos_options.site_addr.ip().is_loopback()
+        {
+            return Err(vars.invalid(
+                "SITE_ORIGIN",
+                "must be set when OIDC_PROVIDERS is: the redirect URIs registered at the \
+                 providers are made from it (e.g. https://app.example.com)",
+            ));
+        }
+
         Ok(Settings {
+            oidc,
             database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             pool,
             sessions,
@@ -167,20 +184,88 @@ impl Settings {
     }
 }
 
+/// The scopes asked for when `OIDC_<ID>_SCOPES` is not set.
+const DEFAULT_SCOPES: &str = "openid profile email";
+
+/// `OIDC_PROVIDERS=corp,partner`, then for each id `OIDC_CORP_ISSUER`, `OIDC_CORP_CLIENT_ID`,
+/// `OIDC_CORP_CLIENT_SECRET` (required), `OIDC_CORP_NAME` (default: the id) and
+/// `OIDC_CORP_SCOPES` (default: "openid profile email"). The id's `-` becomes `_` in the names.
+fn providers(vars: &Vars<'_>) -> Result<Vec<ProviderSettings>, ConfigError> {
+    const LIST: &str = "OIDC_PROVIDERS";
+    let Some(list) = (vars.get)(LIST) else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<&str> = list.split(',').map(str::trim).filter(|id| !id.is_empty()).collect();
+    let mut providers: Vec<ProviderSettings> = Vec::new();
+    for (index, &id) in ids.iter().enumerate() {
+        let valid_id = id.len() <= 32
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !valid_id {
+            return Err(vars.invalid(
+                LIST,
+                format!("provider id {id:?}: use lower-case letters, digits, '-' and '_' (at most 32)"),
+            ));
+        }
+        if ids[..index].contains(&id) || ids[index + 1..].contains(&id) {
+            return Err(vars.invalid(LIST, format!("provider id {id:?} is listed twice")));
+        }
+        let prefix = format!("OIDC_{}_", id.to_ascii_uppercase().replace('-', "_"));
+        let name = |suffix: &str| format!("{prefix}{suffix}");
+        let required = |suffix: &str| {
+            let variable = name(suffix);
+            (vars.get)(&variable).map(|value| value.trim().to_owned()).ok_or_else(|| ConfigError {
+                reason: format!("required for the provider {id:?} listed in {LIST}"),
+                variable,
+                value: String::new(),
+            })
+        };
+        let issuer = required("ISSUER")?;
+        let issuer_ok = (issuer.starts_with("https://") || is_loopback_http(&issuer))
+            && !issuer.contains(['?', '#']);
+        if !issuer_ok {
+            return Err(vars.invalid(
+                &name("ISSUER"),
+                "expected an https:// URL without query or fragment (http:// only on loopback)",
+            ));
+        }
+        let client_id = required("CLIENT_ID")?;
+        let client_secret = required("CLIENT_SECRET")?;
+        let scopes: Vec<String> = (vars.get)(&name("SCOPES"))
+            .unwrap_or_else(|| DEFAULT_SCOPES.to_owned())
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        if !scopes.iter().any(|scope| scope == "openid") {
+            return Err(vars.invalid(&name("SCOPES"), "must include openid"));
+        }
+        providers.push(ProviderSettings {
+            id: id.to_owned(),
+            name: (vars.get)(&name("NAME")).map_or_else(|| id.to_owned(), |n| n.trim().to_owned()),
+            issuer,
+            client_id,
+            client_secret,
+            scopes,
+        });
+    }
+    Ok(providers)
+}
+
 struct Vars<'a> {
     get: &'a dyn Fn(&str) -> Option<String>,
 }
 
 impl Vars<'_> {
-    fn invalid(&self, variable: &'static str, reason: impl Into<String>) -> ConfigError {
+    fn invalid(&self, variable: &str, reason: impl Into<String>) -> ConfigError {
         ConfigError {
-            variable,
+            variable: variable.to_owned(),
             value: (self.get)(variable).unwrap_or_default(),
             reason: reason.into(),
         }
     }
 
-    fn parsed<T: FromStr>(&self, variable: &'static str, default: T) -> Result<T, ConfigError>
+    fn parsed<T: FromStr>(&self, variable: &str, default: T) -> Result<T, ConfigError>
     where
         T::Err: std::fmt::Display,
     {
@@ -193,7 +278,7 @@ impl Vars<'_> {
         }
     }
 
-    fn seconds(&self, variable: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+    fn seconds(&self, variable: &str, default: Duration) -> Result<Duration, ConfigError> {
         let secs: u64 = self.parsed(variable, default.as_secs())?;
         if secs == 0 || secs > MAX_TIMEOUT_SECS {
             return Err(self.invalid(
@@ -204,7 +289,7 @@ impl Vars<'_> {
         Ok(Duration::from_secs(secs))
     }
 
-    fn boolean(&self, variable: &'static str, default: bool) -> Result<bool, ConfigError> {
+    fn boolean(&self, variable: &str, default: bool) -> Result<bool, ConfigError> {
         match (self.get)(variable).map(|v| v.trim().to_ascii_lowercase()) {
             None => Ok(default),
             Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => Ok(true),
@@ -271,10 +356,63 @@ mod tests {
             ("LOGIN_THROTTLE_WINDOW", "x"),
             ("SITE_ORIGIN", "example.com"),
             ("SESSION_SWEEP_INTERVAL", "0"),
+            ("OIDC_PROVIDERS", "Corp"),
+            ("OIDC_PROVIDERS", "a,a"),
         ] {
             let error = settings(&[(name, value)]).unwrap_err();
             assert_eq!(error.variable, name);
             assert!(error.to_string().starts_with(name), "{error}");
         }
+    }
+
+    #[test]
+    fn providers_are_read_with_clear_errors() {
+        let full = [
+            ("OIDC_PROVIDERS", "corp, my-idp"),
+            ("OIDC_CORP_ISSUER", "https://idp.example.com"),
+            ("OIDC_CORP_CLIENT_ID", "signoff"),
+            ("OIDC_CORP_CLIENT_SECRET", "s3cret"),
+            ("OIDC_CORP_NAME", "Corp SSO"),
+            ("OIDC_MY_IDP_ISSUER", "http://127.0.0.1:4000"),
+            ("OIDC_MY_IDP_CLIENT_ID", "c"),
+            ("OIDC_MY_IDP_CLIENT_SECRET", "s"),
+            ("OIDC_MY_IDP_SCOPES", "openid email"),
+        ];
+        let s = settings(&full).unwrap();
+        assert_eq!(s.oidc.len(), 2);
+        assert_eq!(s.oidc[0].name, "Corp SSO");
+        assert_eq!(s.oidc[0].scopes, ["openid", "profile", "email"]);
+        assert_eq!(s.oidc[1].id, "my-idp");
+        assert_eq!(s.oidc[1].name, "my-idp");
+        assert_eq!(s.oidc[1].scopes, ["openid", "email"]);
+        assert!(!format!("{:?}", s.oidc[0]).contains("s3cret"), "the secret is redacted");
+        assert!(settings(&[]).unwrap().oidc.is_empty());
+
+        let without = |name: &str| -> Vec<(&str, &str)> {
+            full.iter().copied().filter(|(k, _)| *k != name).collect()
+        };
+        let with = |name: &'static str, value: &'static str| -> Vec<(&'static str, &'static str)> {
+            let mut vars: Vec<_> = full.iter().copied().filter(|(k, _)| *k != name).collect();
+            vars.push((name, value));
+            vars
+        };
+        for missing in ["OIDC_CORP_ISSUER", "OIDC_CORP_CLIENT_ID", "OIDC_MY_IDP_CLIENT_SECRET"] {
+            let error = settings(&without(missing)).unwrap_err();
+            assert_eq!(error.variable, missing, "{error}");
+        }
+        for (name, value) in [
+            ("OIDC_CORP_ISSUER", "http://idp.example.com"),
+            ("OIDC_CORP_ISSUER", "https://idp.example.com/?x=1"),
+            ("OIDC_CORP_SCOPES", "profile email"),
+        ] {
+            let error = settings(&with(name, value)).unwrap_err();
+            assert_eq!(error.variable, name, "{error}");
+        }
+        // Served on all interfaces: the redirect URIs need the public origin.
+        let error = settings(&with("LEPTOS_SITE_ADDR", "0.0.0.0:3000")).unwrap_err();
+        assert_eq!(error.variable, "SITE_ORIGIN");
+        let mut public = with("LEPTOS_SITE_ADDR", "0.0.0.0:3000");
+        public.push(("SITE_ORIGIN", "https://app.example.com"));
+        assert!(settings(&public).is_ok());
     }
 }

@@ -7,7 +7,8 @@
 //! never gets (`Referrer-Policy: no-referrer`). So here, a native form post is answered with
 //! `303 See Other`:
 //!
-//! * success: to `/` (the signed-in page), or `/?signed-out` after signing out;
+//! * success: to `/` (the signed-in page), or `/?signed-out` after signing out, or the
+//!   provider's end-session endpoint after "Sign out of NAME too";
 //! * failure: to `/`, with the error for that form in a short-lived cookie (`app::landing`).
 //!
 //! Everything else the server function's response carried (the session cookie, its removal,
@@ -24,7 +25,7 @@ use axum::{
 
 use app::{
     error::AppError,
-    landing::{FormError, FLASH_COOKIE, FLASH_MAX_AGE_SECS, SIGNED_OUT_FLAG},
+    landing::{FormError, SIGNED_OUT_FLAG},
     state::AppState,
 };
 
@@ -50,6 +51,11 @@ pub async fn land_native_forms(
         return next.run(request).await;
     };
     let response = next.run(request).await;
+    // A handler that already redirects (the sign-in flow's start, to the provider) says where
+    // the browser goes itself.
+    if response.status().is_redirection() {
+        return response;
+    }
     let (mut parts, body) = response.into_parts();
 
     let mut location = "/".to_owned();
@@ -62,21 +68,22 @@ pub async fn land_native_forms(
             AppError::internal()
         });
         if let Some(flash) = FormError::new(&endpoint, &error.message) {
-            let secure = if state.sessions.cookie_secure {
-                "; Secure"
-            } else {
-                ""
-            };
-            let cookie = format!(
-                "{FLASH_COOKIE}={}; Path=/; Max-Age={FLASH_MAX_AGE_SECS}; HttpOnly; SameSite=Lax{secure}",
-                flash.encode()
-            );
-            if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+            if let Ok(cookie) = HeaderValue::from_str(&flash.cookie(state.sessions.cookie_secure)) {
                 parts.headers.append(header::SET_COOKIE, cookie);
             }
         }
     } else if matches!(endpoint.as_str(), "logout" | "logout_all") {
         location = format!("/?{SIGNED_OUT_FLAG}");
+    } else if endpoint == "logout_provider" {
+        // Signed out here; on to the provider's end-session endpoint when the answer names it
+        // (a JSON string), which sends the browser back to `/?signed-out`.
+        let bytes = axum::body::to_bytes(body, ERROR_BODY_LIMIT)
+            .await
+            .unwrap_or_default();
+        location = serde_json::from_slice::<Option<String>>(&bytes)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| format!("/?{SIGNED_OUT_FLAG}"));
     }
 
     parts.status = StatusCode::SEE_OTHER;

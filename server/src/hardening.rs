@@ -40,7 +40,11 @@ pub async fn guard_api(State(state): State<AppState>, request: Request, next: Ne
     if safe_method || !request.uri().path().starts_with("/api/") {
         return next.run(request).await;
     }
-    if is_cross_site(&request, state.site_origin.as_deref()) {
+    // The provider's back-channel logout is a server-to-server call (OpenID Connect Back-Channel
+    // Logout 1.0): it carries no cookie and proves itself with a signed token, so "which site is
+    // this from" does not apply. Everything else here (the body cap) does.
+    let server_to_server = app::auth::ssr::oidc::is_backchannel_logout(request.uri().path());
+    if !server_to_server && is_cross_site(&request, state.site_origin.as_deref()) {
         tracing::warn!(path = request.uri().path(), "refused a cross-site request");
         return AppError::cross_site().into_response();
     }

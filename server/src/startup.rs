@@ -6,7 +6,10 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 use app::{
     auth::{
         live::EVENTS_PATH,
-        ssr::{backend::prefetched, events, events::Hub, password::Hasher, Backend},
+        ssr::{
+            backend::prefetched, events, events::Hub, oidc, oidc::Providers, password::Hasher,
+            Backend,
+        },
     },
     db::{Database, DatabaseSetupError},
     error::AppError,
@@ -19,7 +22,7 @@ use axum::{
     http::{header, HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
     Router,
 };
 use axum_login::AuthManager;
@@ -71,7 +74,15 @@ impl Application {
             leptos_options.site_addr = bound;
         }
 
+        // The redirect URIs registered at the providers: on the public origin when it is
+        // configured, else on the address served (loopback; `config` insists on SITE_ORIGIN
+        // otherwise).
+        let origin = settings
+            .site_origin
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", leptos_options.site_addr));
         let state = AppState::new(AppStateInner {
+            oidc: Providers::new(settings.oidc, &origin),
             events: Hub::new(&db, settings.stream_lifetime),
             leptos_options,
             store: Store::new(&db),
@@ -174,6 +185,10 @@ pub async fn router(state: AppState, limits: ServerLimits) -> Result<Router, Sta
     Ok(Router::new()
         // Not a server function: an event stream the browser holds open (`auth::live`).
         .route(EVENTS_PATH, get(events::stream))
+        // Single sign-on: redirects to the provider and back (`auth::ssr::oidc::flow`).
+        .route("/api/oidc/{provider}/start", post(oidc::flow::start_sign_in))
+        .route("/api/oidc/{provider}/link", post(oidc::flow::start_link))
+        .route("/api/oidc/{provider}/callback", get(oidc::flow::callback))
         .leptos_routes(&state, routes, {
             let options = options.clone();
             move || shell(options.clone())
@@ -181,6 +196,11 @@ pub async fn router(state: AppState, limits: ServerLimits) -> Result<Router, Sta
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(session_stack)
         .route("/healthz", get(healthz))
+        // The provider's server-to-server logout call: no session, no cookie.
+        .route(
+            oidc::BACKCHANNEL_LOGOUT_PATH,
+            post(oidc::backchannel::logout),
+        )
         .nest_service(
             &format!("/{}", options.site_pkg_dir),
             ServeDir::new(pkg_dir),

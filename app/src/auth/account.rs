@@ -30,6 +30,7 @@ pub async fn list_sessions() -> Result<Vec<SessionInfo>, AppError> {
             created_at: row.created_at.map(rfc3339_s),
             last_seen_at: row.last_seen_at.map(rfc3339_s),
             user_agent: row.user_agent,
+            provider: row.oidc_provider.map(|id| state.oidc.name_of(&id)),
         })
         .collect())
 }

@@ -36,10 +36,13 @@ pub enum EndReason {
     /// A request with this session's cookie signed in as another user, so the session was
     /// replaced by a new one (another tab or window of this browser).
     Replaced,
+    /// The OpenID Provider the session was signed in through ended it (back-channel logout: the
+    /// person signed out there, or an administrator ended their access).
+    ProviderLogout,
 }
 
 impl EndReason {
-    pub const ALL: [EndReason; 7] = [
+    pub const ALL: [EndReason; 8] = [
         EndReason::SignedOut,
         EndReason::Revoked,
         EndReason::SignedOutEverywhere,
@@ -47,6 +50,7 @@ impl EndReason {
         EndReason::Expired,
         EndReason::Ended,
         EndReason::Replaced,
+        EndReason::ProviderLogout,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +62,7 @@ impl EndReason {
             EndReason::Expired => "expired",
             EndReason::Ended => "ended",
             EndReason::Replaced => "replaced",
+            EndReason::ProviderLogout => "provider_logout",
         }
     }
 
@@ -85,16 +90,33 @@ impl EndReason {
             (EndReason::Replaced, _) => {
                 "You signed in as another user in another tab or window, so this page was reset."
             }
+            (EndReason::ProviderLogout, _) => {
+                "You were signed out by your identity provider. Please sign in again."
+            }
+        }
+    }
+
+    /// The notice, naming the provider when the end came from one.
+    pub fn notice_from(self, same_browser: bool, provider: Option<&str>) -> String {
+        match (self, provider) {
+            (EndReason::ProviderLogout, Some(name)) => {
+                format!("You were signed out by {name}. Please sign in again.")
+            }
+            _ => self.notice(same_browser).to_owned(),
         }
     }
 }
 
-/// The data of a `session-ended` event: `{"reason": "revoked", "same_session": false}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The data of a `session-ended` event: `{"reason": "revoked", "same_session": false}`, with
+/// `"provider": "Name"` when an OpenID Provider ended it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionEndedEvent {
     pub reason: EndReason,
     /// Whether the request that ended it carried this very session (another tab, same cookie).
     pub same_session: bool,
+    /// The display name of the provider that ended it (back-channel logout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 /// What one tab tells the others on the `BroadcastChannel`. Plain strings, so any page of the
@@ -286,7 +308,7 @@ mod client {
             match listen_once().await {
                 Outcome::Ended(event) if event.reason != EndReason::Ended => {
                     set_status("off");
-                    auth.ended_elsewhere(event.reason, event.same_session);
+                    auth.ended_elsewhere_by(event.reason, event.same_session, event.provider);
                     return;
                 }
                 // The server cannot say why: ask, at once.
@@ -340,6 +362,7 @@ mod client {
                     let event = serde_json::from_str(&data).unwrap_or(SessionEndedEvent {
                         reason: EndReason::Ended,
                         same_session: false,
+                        provider: None,
                     });
                     return Outcome::Ended(event);
                 }
@@ -393,11 +416,26 @@ mod tests {
         let event = SessionEndedEvent {
             reason: EndReason::PasswordChanged,
             same_session: false,
+            provider: None,
         };
         let json = serde_json::to_string(&event).unwrap();
         assert_eq!(
             json,
             r#"{"reason":"password_changed","same_session":false}"#
+        );
+        let from_provider = SessionEndedEvent {
+            reason: EndReason::ProviderLogout,
+            same_session: false,
+            provider: Some("Corp".into()),
+        };
+        let json = serde_json::to_string(&from_provider).unwrap();
+        assert_eq!(
+            json,
+            r#"{"reason":"provider_logout","same_session":false,"provider":"Corp"}"#
+        );
+        assert_eq!(
+            EndReason::ProviderLogout.notice_from(false, Some("Corp")),
+            "You were signed out by Corp. Please sign in again."
         );
         for reason in EndReason::ALL {
             assert_eq!(EndReason::parse(reason.as_str()), Some(reason));

@@ -1,7 +1,9 @@
-//! Every way a session ends: sign-out, revoking one session, signing out everywhere. This is
-//! where logout happens, from the server functions down to the deleted rows, the cleared cookie
-//! and the news sent to the session's other open pages. The buttons that call them are in
-//! `ui.rs` and `security_ui.rs`; how the news reaches other tabs and devices is `live.rs`.
+//! Every way a session ends: sign-out, revoking one session, signing out everywhere, signing out
+//! of the identity provider too, and the provider ending sessions itself (back-channel logout).
+//! This is where logout happens, from the server functions down to the deleted rows, the
+//! cleared cookie and the news sent to the session's other open pages. The buttons that call
+//! them are in `ui.rs` and `security_ui.rs`; how the news reaches other tabs and devices is
+//! `live.rs`; the provider's logout token is checked in `ssr/oidc/backchannel.rs`.
 
 use leptos::prelude::*;
 
@@ -111,6 +113,112 @@ pub async fn revoke_session(id: String) -> Result<(), AppError> {
     )
     .await;
     Ok(())
+}
+
+/// `POST /api/logout_provider`: "Sign out of NAME too". Ends this session exactly as
+/// [`logout`] does, then answers with the provider's `end_session_endpoint` URL (with
+/// `id_token_hint` and the registered `post_logout_redirect_uri`) for the browser to go to; the
+/// provider sends it back to `/?signed-out`. `null` when the session did not come from a
+/// provider, or the provider cannot be reached or has no such endpoint: the Signoff session is
+/// ended all the same, and the page says so.
+#[server(prefix = "/api", endpoint = "logout_provider")]
+pub async fn logout_provider() -> Result<Option<String>, AppError> {
+    use super::ssr::{audit, oidc, request_meta};
+
+    let mut auth = super::ssr::auth_session().await?;
+    let state = super::ssr::app_state()?;
+    // Read before the session's data is destroyed with it.
+    let via = auth
+        .session
+        .get::<oidc::SessionProvider>(oidc::SESSION_KEY)
+        .await?;
+    let url = match &via {
+        Some(via) => oidc::flow::end_session_url(&state.oidc, via).await,
+        None => None,
+    };
+    let ended = end_session(&mut auth, &state, EndReason::SignedOut).await?;
+    if let Some(user_id) = ended.user_id {
+        let name = via.as_ref().map(|via| state.oidc.name_of(&via.provider));
+        audit::record_detail(
+            &state.db,
+            if url.is_some() {
+                audit::Event::LogoutAtProvider
+            } else {
+                audit::Event::Logout
+            },
+            Some(user_id),
+            ended.tag.as_deref(),
+            request_meta().ip,
+            name.as_deref(),
+        )
+        .await;
+    }
+    Ok(url)
+}
+
+/// What a back-channel logout ended.
+#[cfg(feature = "ssr")]
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProviderEnded {
+    /// The token's `jti` was used before: nothing was ended.
+    Replayed,
+    /// These sessions ended (possibly none: the person had signed out here already).
+    Sessions(usize),
+}
+
+/// The provider ended sessions (OpenID Connect Back-Channel Logout; the token has been checked
+/// by `ssr::oidc::backchannel`). Deletes the sessions it names and remembers its `jti` in one
+/// transaction, then tells their open pages, on every instance, through the same path as every
+/// other end: their event streams get `session-ended` with the provider's name. Nobody's cookie
+/// is touched here: the browsers are not part of this request, and their next request finds no
+/// session.
+#[cfg(feature = "ssr")]
+pub async fn end_provider_sessions(
+    state: &crate::state::AppState,
+    provider: &super::ssr::oidc::Provider,
+    logout: &crate::session::ProviderLogout<'_>,
+) -> Result<ProviderEnded, AppError> {
+    use super::ssr::{audit, events::SessionsEnded};
+
+    let Some(ended) = state
+        .store
+        .delete_for_provider_logout(logout)
+        .await
+        .map_err(unavailable)?
+    else {
+        return Ok(ProviderEnded::Replayed);
+    };
+    let name = &provider.settings.name;
+    for (user_id, handle) in &ended {
+        state
+            .events
+            .publish(SessionsEnded::by_provider(
+                *user_id,
+                handle.clone(),
+                name.clone(),
+            ))
+            .await;
+    }
+    let mut users: Vec<i64> = ended.iter().map(|(user_id, _)| *user_id).collect();
+    users.sort_unstable();
+    users.dedup();
+    for user_id in users {
+        audit::record_detail(
+            &state.db,
+            audit::Event::ProviderLogout,
+            Some(user_id),
+            None,
+            None,
+            Some(name),
+        )
+        .await;
+    }
+    tracing::info!(
+        provider = %provider.settings.id,
+        sessions = ended.len(),
+        "provider ended sessions (back-channel logout)"
+    );
+    Ok(ProviderEnded::Sessions(ended.len()))
 }
 
 /// Who and which session [`end_session`] ended.

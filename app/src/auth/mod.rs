@@ -4,6 +4,7 @@ mod account;
 pub mod live;
 mod login;
 mod logout;
+pub mod oidc;
 pub mod security_ui;
 pub mod ui;
 pub mod validate;
@@ -20,7 +21,11 @@ pub use account::{
 pub use login::{login, register, Login, Register};
 #[cfg(feature = "ssr")]
 pub use logout::end_session;
-pub use logout::{logout, logout_all, revoke_session, Logout, LogoutAll, RevokeSession};
+pub use logout::{
+    logout, logout_all, logout_provider, revoke_session, Logout, LogoutAll, LogoutProvider,
+    RevokeSession,
+};
+pub use oidc::{ProviderInfo, SignInMethods};
 
 use crate::error::AppError;
 
@@ -44,6 +49,9 @@ pub struct SessionInfo {
     /// RFC 3339, UTC; accurate to the session's refresh interval (at most a minute).
     pub last_seen_at: Option<String>,
     pub user_agent: Option<String>,
+    /// The provider the session was signed in through (its display name), if any.
+    #[serde(default)]
+    pub provider: Option<String>,
 }
 
 /// One security event of the user's, as "Recent activity" shows it.
@@ -52,11 +60,15 @@ pub struct ActivityEntry {
     /// RFC 3339, UTC.
     pub at: String,
     /// `login_succeeded`, `login_failed`, `logout`, `session_revoked`, `logout_everywhere`,
-    /// `password_changed` or `account_created`.
+    /// `password_changed`, `account_created`, `provider_linked`, `provider_unlinked`,
+    /// `provider_logout` or `logout_at_provider`.
     pub event: String,
     /// Hash tag of the session concerned (not its id).
     pub session: Option<String>,
     pub ip: Option<String>,
+    /// What else it concerns: the provider of a provider sign-in, link, unlink or logout.
+    #[serde(default)]
+    pub detail: Option<String>,
 }
 
 /// `GET /api/me`: the signed-in user, or `null`.

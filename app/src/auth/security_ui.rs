@@ -1,5 +1,7 @@
 //! The Security section of the signed-in page: the user's sessions (each can be signed out),
-//! "Sign out everywhere", changing the password, and recent activity. Nothing here reloads.
+//! "Sign out everywhere", the ways to sign in (password, linked providers), changing the
+//! password, and recent activity. Nothing here reloads, except linking a provider, which is a
+//! visit to the provider.
 
 use leptos::{ev::SubmitEvent, prelude::*};
 
@@ -83,6 +85,8 @@ pub fn SecurityPanel() -> impl IntoView {
                 view! { <p class="error" role="alert">"Sign-out failed: " {error.message}</p> }
             })}
 
+            <super::oidc::SignInMethodsSection />
+
             <ChangePasswordForm on_changed=refresh />
 
             <h3 id="activity-heading">"Recent activity"</h3>
@@ -115,7 +119,9 @@ fn SessionList(
                             <span class="device">{device.clone()}</span>
                             {session.current.then(|| view! { <span class="badge">"This device"</span> })}
                             <span class="meta">
-                                "Signed in " {when(session.created_at.as_deref())}
+                                "Signed in "
+                                {session.provider.clone().map(|name| format!("with {name} "))}
+                                {when(session.created_at.as_deref())}
                                 " · last seen " {when(session.last_seen_at.as_deref())}
                             </span>
                             {(!session.current).then(|| {
@@ -208,7 +214,7 @@ fn ActivityList(entries: Vec<ActivityEntry>) -> impl IntoView {
                     view! {
                         <li>
                             <time datetime=entry.at.clone()>{when(Some(&entry.at))}</time>
-                            " " <span class="event">{event_label(&entry.event)}</span>
+                            " " <span class="event">{event_label(&entry.event, entry.detail.as_deref())}</span>
                             {entry.ip.map(|ip| view! { <span class="meta">" from " {ip}</span> })}
                         </li>
                     }
@@ -219,7 +225,21 @@ fn ActivityList(entries: Vec<ActivityEntry>) -> impl IntoView {
     .into_any()
 }
 
-fn event_label(event: &str) -> &'static str {
+fn event_label(event: &str, provider: Option<&str>) -> String {
+    if let Some(name) = provider {
+        let label = match event {
+            "account_created" => Some(format!("Account created with {name}")),
+            "login_succeeded" => Some(format!("Signed in with {name}")),
+            "provider_linked" => Some(format!("{name} linked")),
+            "provider_unlinked" => Some(format!("{name} unlinked")),
+            "provider_logout" => Some(format!("Signed out by {name}")),
+            "logout_at_provider" => Some(format!("Signed out, and out of {name}")),
+            _ => None,
+        };
+        if let Some(label) = label {
+            return label;
+        }
+    }
     match event {
         "account_created" => "Account created",
         "login_succeeded" => "Signed in",
@@ -228,8 +248,10 @@ fn event_label(event: &str) -> &'static str {
         "session_revoked" => "A session was signed out",
         "logout_everywhere" => "Signed out everywhere",
         "password_changed" => "Password changed",
+        "provider_logout" => "Signed out by your identity provider",
         _ => "Other event",
     }
+    .to_owned()
 }
 
 /// "2026-11-25 03:33 UTC" from an RFC 3339 UTC timestamp; the same on server and browser, so

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     error::AppError,
-    landing::{FormError, Landing},
+    landing::{FormError, Landing, OIDC_LINK, OIDC_LOGIN},
 };
 
 type UserResult = Result<Option<User>, AppError>;
@@ -65,8 +65,19 @@ impl AuthState {
     /// counts: a page already signed out keeps its notice.
     #[cfg_attr(not(feature = "browser"), allow(dead_code))]
     pub(crate) fn ended_elsewhere(&self, reason: EndReason, same_browser: bool) {
+        self.ended_elsewhere_by(reason, same_browser, None);
+    }
+
+    /// [`Self::ended_elsewhere`], by the provider named (back-channel logout).
+    #[cfg_attr(not(feature = "browser"), allow(dead_code))]
+    pub(crate) fn ended_elsewhere_by(
+        &self,
+        reason: EndReason,
+        same_browser: bool,
+        provider: Option<String>,
+    ) {
         if self.is_signed_in() {
-            self.signed_out(reason.notice(same_browser));
+            self.signed_out(&reason.notice_from(same_browser, provider.as_deref()));
         }
     }
 
@@ -179,6 +190,7 @@ fn LoadFailed(error: AppError) -> impl IntoView {
 #[component]
 fn SignedIn(user: User) -> impl IntoView {
     let auth = expect_context::<AuthState>();
+    provide_context(super::oidc::MethodsResource::new());
     let sign_out = Action::new(move |_: &()| async move {
         let result = logout().await;
         if result.is_ok() {
@@ -193,7 +205,12 @@ fn SignedIn(user: User) -> impl IntoView {
         auth.landing
             .get()
             .and_then(|landing| landing.error)
-            .filter(|error| !matches!(error.endpoint.as_str(), "login" | "register"))
+            .filter(|error| {
+                !matches!(
+                    error.endpoint.as_str(),
+                    "login" | "register" | "unlink_provider" | OIDC_LOGIN | OIDC_LINK
+                )
+            })
             .filter(|_| sign_out.value().get().is_none())
     };
 
@@ -220,6 +237,7 @@ fn SignedIn(user: User) -> impl IntoView {
                     {move || if pending.get() { "Signing out…" } else { "Sign out" }}
                 </button>
             </form>
+            <super::oidc::ProviderSignOut />
             {move || {
                 error()
                     .map(|error| {
@@ -297,6 +315,7 @@ fn SignedOut() -> impl IntoView {
                 action=create
             />
         </div>
+        <super::oidc::ProviderSignIn />
     }
 }
 

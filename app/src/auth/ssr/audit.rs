@@ -14,6 +14,13 @@ pub enum Event {
     SessionRevoked,
     LogoutEverywhere,
     PasswordChanged,
+    /// A provider identity was linked to the account (detail: the provider's name).
+    ProviderLinked,
+    ProviderUnlinked,
+    /// The provider ended the account's sessions by back-channel logout.
+    ProviderLogout,
+    /// The person signed out here and chose to sign out of the provider too.
+    LogoutAtProvider,
 }
 
 impl Event {
@@ -26,6 +33,10 @@ impl Event {
             Event::SessionRevoked => "session_revoked",
             Event::LogoutEverywhere => "logout_everywhere",
             Event::PasswordChanged => "password_changed",
+            Event::ProviderLinked => "provider_linked",
+            Event::ProviderUnlinked => "provider_unlinked",
+            Event::ProviderLogout => "provider_logout",
+            Event::LogoutAtProvider => "logout_at_provider",
         }
     }
 }
@@ -39,17 +50,30 @@ pub async fn record(
     session_tag: Option<&str>,
     ip: Option<IpAddr>,
 ) {
+    record_detail(db, event, user_id, session_tag, ip, None).await;
+}
+
+/// [`record`], naming what else the event concerns (a provider).
+pub async fn record_detail(
+    db: &Database,
+    event: Event,
+    user_id: Option<i64>,
+    session_tag: Option<&str>,
+    ip: Option<IpAddr>,
+    detail: Option<&str>,
+) {
     let at = now_ms();
     let result = on_db!(db, |pool| {
         sqlx::query(
-            "INSERT INTO audit_events (at, user_id, event, session_tag, ip) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO audit_events (at, user_id, event, session_tag, ip, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(at)
         .bind(user_id)
         .bind(event.as_str())
         .bind(session_tag)
         .bind(ip.map(|ip| ip.to_string()))
+        .bind(detail)
         .execute(pool)
         .await
         .map(|_| ())
@@ -59,6 +83,7 @@ pub async fn record(
             event = event.as_str(),
             user_id,
             session = session_tag,
+            detail,
             "audit"
         ),
         Err(error) => {
@@ -73,9 +98,9 @@ pub async fn recent(
     user_id: i64,
     limit: u32,
 ) -> Result<Vec<ActivityEntry>, AppError> {
-    let rows: Vec<(i64, String, Option<String>, Option<String>)> = on_db!(db, |pool| {
+    let rows: Vec<(i64, String, Option<String>, Option<String>, Option<String>)> = on_db!(db, |pool| {
         sqlx::query_as(
-            "SELECT at, event, session_tag, ip FROM audit_events WHERE user_id = $1 \
+            "SELECT at, event, session_tag, ip, detail FROM audit_events WHERE user_id = $1 \
              ORDER BY at DESC, id DESC LIMIT $2",
         )
         .bind(user_id)
@@ -89,11 +114,12 @@ pub async fn recent(
     })?;
     Ok(rows
         .into_iter()
-        .map(|(at, event, session, ip)| ActivityEntry {
+        .map(|(at, event, session, ip, detail)| ActivityEntry {
             at: crate::auth::ssr::rfc3339_ms(at),
             event,
             session,
             ip,
+            detail,
         })
         .collect())
 }

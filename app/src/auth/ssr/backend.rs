@@ -176,6 +176,10 @@ impl Backend {
         if password.chars().count() > validate::PASSWORD_MAX_CHARS {
             return Ok(false);
         }
+        if user.password_hash == super::oidc::identities::NO_PASSWORD {
+            self.hasher.verify_dummy(password.to_owned()).await?;
+            return Ok(false);
+        }
         self.hasher
             .verify(password.to_owned(), user.password_hash.clone())
             .await
@@ -342,6 +346,12 @@ impl AuthnBackend for Backend {
         }
         let key = validate::username_key(&creds.username);
         match self.find_by_key(&key).await? {
+            // An account made by a provider sign-in has no password: none matches, in the time
+            // a wrong one takes.
+            Some(user) if user.password_hash == super::oidc::identities::NO_PASSWORD => {
+                self.hasher.verify_dummy(creds.password).await?;
+                Ok(None)
+            }
             Some(user) => {
                 let matches = self
                     .hasher

@@ -68,6 +68,9 @@ pub struct SessionsEnded {
     /// The session whose request ended them, if any.
     pub by: Option<String>,
     pub reason: EndReason,
+    /// The display name of the provider that ended them (back-channel logout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 impl SessionsEnded {
@@ -79,6 +82,15 @@ impl SessionsEnded {
             except: None,
             by,
             reason,
+            provider: None,
+        }
+    }
+
+    /// One session, ended by the provider `name` it was signed in through.
+    pub fn by_provider(user_id: i64, session: String, name: String) -> Self {
+        Self {
+            provider: Some(name),
+            ..Self::one(user_id, session, None, EndReason::ProviderLogout)
         }
     }
 
@@ -91,6 +103,7 @@ impl SessionsEnded {
             except: caller.clone(),
             by: caller,
             reason,
+            provider: None,
         }
     }
 
@@ -365,6 +378,7 @@ impl Watch {
                         return Some(SessionEndedEvent {
                             reason: ended.reason,
                             same_session: ended.by.as_deref() == Some(self.handle.as_str()),
+                            provider: ended.provider,
                         });
                     }
                     Ok(Signal::Ended(_)) => continue,
@@ -384,6 +398,7 @@ impl Watch {
                 return Some(SessionEndedEvent {
                     reason,
                     same_session: false,
+                    provider: None,
                 });
             }
         }
@@ -438,6 +453,7 @@ mod tests {
             except: except.map(str::to_owned),
             by: None,
             reason: EndReason::Revoked,
+            provider: None,
         }
     }
 

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod client_addr;
 pub mod common_passwords;
 pub mod events;
+pub mod oidc;
 pub mod password;
 pub mod throttle;
 pub mod trust;
@@ -19,6 +20,7 @@ use leptos::prelude::use_context;
 pub use backend::{Backend, Credentials, UserRecord};
 
 use crate::{error::AppError, session::SessionSettings, state::AppState};
+use client_addr::Cidr;
 
 /// axum-login's per-request view of the session, over Signoff's users backend.
 pub type AuthSession = axum_login::AuthSession<Backend>;
@@ -68,16 +70,24 @@ pub fn request_meta() -> RequestMeta {
     let trusted = use_context::<AppState>()
         .map(|state| state.trusted_proxies.clone())
         .unwrap_or_default();
-    RequestMeta {
-        ip: parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| client_addr::client_ip(addr.ip(), &parts.headers, &trusted)),
-        user_agent: parts
-            .headers
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr);
+    RequestMeta::of(&parts.headers, peer, &trusted)
+}
+
+impl RequestMeta {
+    /// The client of a request with these headers from this TCP peer (axum handlers that are
+    /// not server functions call this directly).
+    pub fn of(headers: &http::HeaderMap, peer: Option<SocketAddr>, trusted: &[Cidr]) -> Self {
+        RequestMeta {
+            ip: peer.map(|addr| client_addr::client_ip(addr.ip(), headers, trusted)),
+            user_agent: headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        }
     }
 }
 

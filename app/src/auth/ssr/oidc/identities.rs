@@ -1,0 +1,319 @@
+//! Accounts and their provider identities (`oidc_identities`): an account is found by the
+//! (issuer, subject) pair of an ID token, never by a name or an e-mail address, which a person
+//! can change at the provider or another person can claim (OpenID Connect Core §5.7).
+
+use super::token::IdClaims;
+use crate::{
+    auth::{ssr::UserRecord, validate},
+    db::Database,
+    now_ms, on_db,
+};
+
+/// The password hash of an account made by a provider sign-in: none. No password verifies
+/// against it (`backend` checks for it and hashes a dummy instead, so timing tells nothing).
+pub const NO_PASSWORD: &str = "";
+
+/// The account linked to this identity, if any.
+pub async fn find_user(
+    db: &Database,
+    issuer: &str,
+    subject: &str,
+) -> Result<Option<UserRecord>, sqlx::Error> {
+    on_db!(db, |pool| {
+        sqlx::query_as(
+            "SELECT u.id, u.username, u.password_hash, u.session_stamp FROM oidc_identities i \
+             JOIN users u ON u.id = i.user_id WHERE i.issuer = $1 AND i.subject = $2",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(pool)
+        .await
+    })
+}
+
+/// The account id of an identity, for a back-channel logout naming only `sub`.
+pub async fn user_id_of(
+    db: &Database,
+    issuer: &str,
+    subject: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    on_db!(db, |pool| {
+        sqlx::query_scalar(
+            "SELECT user_id FROM oidc_identities WHERE issuer = $1 AND subject = $2",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(pool)
+        .await
+    })
+}
+
+/// The first sign-in of an identity: a new account, named after the person's claims (made valid
+/// and unique), with no password, and the identity linked to it, in one transaction. If the same
+/// identity's first sign-in raced this one and won, its account is returned instead.
+pub async fn create_account(
+    db: &Database,
+    provider: &str,
+    issuer: &str,
+    claims: &IdClaims,
+    session_stamp: &str,
+) -> Result<UserRecord, sqlx::Error> {
+    let base = base_username(claims);
+    for attempt in 0..5u32 {
+        let username = free_username(db, &base, attempt).await?;
+        let key = validate::username_key(&username);
+        let created = on_db!(db, |pool| async {
+            let mut tx = pool.begin().await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO users (username, username_key, password_hash, session_stamp) \
+                 VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind(&username)
+            .bind(&key)
+            .bind(NO_PASSWORD)
+            .bind(session_stamp)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO oidc_identities (issuer, subject, user_id, provider, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(issuer)
+            .bind(&claims.subject)
+            .bind(id)
+            .bind(provider)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok::<i64, sqlx::Error>(id)
+        }
+        .await);
+        match created {
+            Ok(id) => {
+                return Ok(UserRecord {
+                    id,
+                    username,
+                    password_hash: NO_PASSWORD.to_owned(),
+                    session_stamp: session_stamp.to_owned(),
+                })
+            }
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                // Either the name was taken meanwhile (try the next) or this identity was linked
+                // meanwhile (use that account).
+                if let Some(user) = find_user(db, issuer, &claims.subject).await? {
+                    return Ok(user);
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Err(sqlx::Error::Protocol(
+        "no free username for a new account".into(),
+    ))
+}
+
+/// What linking an identity to a signed-in account came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Linked {
+    Now,
+    Already,
+    /// The identity belongs to another account: nothing changed.
+    ToAnother,
+}
+
+pub async fn link(
+    db: &Database,
+    provider: &str,
+    issuer: &str,
+    subject: &str,
+    user_id: i64,
+) -> Result<Linked, sqlx::Error> {
+    let inserted = on_db!(db, |pool| {
+        sqlx::query(
+            "INSERT INTO oidc_identities (issuer, subject, user_id, provider, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .bind(user_id)
+        .bind(provider)
+        .bind(now_ms())
+        .execute(pool)
+        .await
+        .map(|_| ())
+    });
+    match inserted {
+        Ok(_) => Ok(Linked::Now),
+        Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+            match user_id_of(db, issuer, subject).await? {
+                Some(owner) if owner == user_id => Ok(Linked::Already),
+                _ => Ok(Linked::ToAnother),
+            }
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The providers (ids) an account is linked to, and whether it has a password.
+pub async fn ways_in(db: &Database, user_id: i64) -> Result<(Vec<String>, bool), sqlx::Error> {
+    let providers: Vec<String> = on_db!(db, |pool| {
+        sqlx::query_scalar(
+            "SELECT provider FROM oidc_identities WHERE user_id = $1 ORDER BY created_at",
+        )
+        .bind(user_id)
+        .fetch_all(pool)
+        .await
+    })?;
+    let has_password: bool = on_db!(db, |pool| {
+        sqlx::query_scalar("SELECT password_hash <> '' FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await
+    })?
+    .unwrap_or(false);
+    Ok((providers, has_password))
+}
+
+/// What unlinking came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unlinked {
+    Done,
+    NotLinked,
+    /// It is the account's last way in (no password, no other provider): nothing changed.
+    LastWayIn,
+}
+
+/// Unlinks a provider from an account while another way in remains. The account's row is locked
+/// first (an update that changes nothing), so two unlinks at once cannot each leave the other as
+/// the last way in and both go through.
+pub async fn unlink(db: &Database, user_id: i64, provider: &str) -> Result<Unlinked, sqlx::Error> {
+    on_db!(db, |pool| async {
+        let mut tx = pool.begin().await?;
+        sqlx::query("UPDATE users SET id = id WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        let linked: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM oidc_identities WHERE user_id = $1 AND provider = $2",
+        )
+        .bind(user_id)
+        .bind(provider)
+        .fetch_one(&mut *tx)
+        .await?;
+        if linked == 0 {
+            return Ok(Unlinked::NotLinked);
+        }
+        let others: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM oidc_identities WHERE user_id = $1 AND provider <> $2",
+        )
+        .bind(user_id)
+        .bind(provider)
+        .fetch_one(&mut *tx)
+        .await?;
+        let has_password: bool =
+            sqlx::query_scalar("SELECT password_hash <> '' FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if others == 0 && !has_password {
+            return Ok(Unlinked::LastWayIn);
+        }
+        sqlx::query("DELETE FROM oidc_identities WHERE user_id = $1 AND provider = $2")
+            .bind(user_id)
+            .bind(provider)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok::<Unlinked, sqlx::Error>(Unlinked::Done)
+    }
+    .await)
+}
+
+/// A username from the person's claims: `preferred_username`, else the local part of `email`,
+/// else `name`, kept to the characters usernames allow; "user" if nothing is left.
+fn base_username(claims: &IdClaims) -> String {
+    let candidates = [
+        claims.preferred_username.clone(),
+        claims
+            .email
+            .as_deref()
+            .and_then(|email| email.split('@').next())
+            .map(str::to_owned),
+        claims.name.clone(),
+    ];
+    for candidate in candidates.into_iter().flatten() {
+        let cleaned: String = candidate
+            .trim()
+            .chars()
+            .map(|c| if c.is_whitespace() { '-' } else { c })
+            .filter(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            // Room for a "-NN" suffix.
+            .take(validate::USERNAME_MAX_CHARS - 4)
+            .collect();
+        if cleaned.chars().count() >= validate::USERNAME_MIN_CHARS {
+            return cleaned;
+        }
+    }
+    "user".to_owned()
+}
+
+/// `base`, or `base-2`, `base-3`… : the first that no account has (case-insensitively).
+/// `skip` moves past names taken by a race since the last look.
+async fn free_username(db: &Database, base: &str, skip: u32) -> Result<String, sqlx::Error> {
+    let names: Vec<String> = std::iter::once(base.to_owned())
+        .chain((2..).map(|n| format!("{base}-{n}")))
+        .take(50)
+        .collect();
+    let mut free = Vec::new();
+    for name in &names {
+        let taken: bool = on_db!(db, |pool| {
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE username_key = $1)")
+                .bind(validate::username_key(name))
+                .fetch_one(pool)
+                .await
+        })?;
+        if !taken {
+            free.push(name.clone());
+            if free.len() > skip as usize {
+                break;
+            }
+        }
+    }
+    Ok(free
+        .get(skip as usize)
+        .or_else(|| free.last())
+        .cloned()
+        // Fifty names taken: a random suffix.
+        .unwrap_or_else(|| {
+            let tag = super::random_token(6).unwrap_or_default().to_lowercase();
+            format!("{base}-{}", tag.replace(['-', '_'], "x"))
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(preferred: Option<&str>, email: Option<&str>, name: Option<&str>) -> IdClaims {
+        IdClaims {
+            subject: "s".into(),
+            sid: None,
+            preferred_username: preferred.map(str::to_owned),
+            email: email.map(str::to_owned),
+            name: name.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn usernames_come_from_claims_and_stay_valid() {
+        assert_eq!(base_username(&claims(Some("alice"), None, None)), "alice");
+        assert_eq!(base_username(&claims(Some("a"), Some("bob.smith@x.test"), None)), "bob.smith");
+        assert_eq!(base_username(&claims(None, None, Some("Carol Ann <x>"))), "Carol-Ann-x");
+        assert_eq!(base_username(&claims(None, None, None)), "user");
+        assert_eq!(base_username(&claims(Some("<script>"), None, None)), "script");
+        let long = "x".repeat(100);
+        let made = base_username(&claims(Some(&long), None, None));
+        assert!(validate::username(&format!("{made}-99")).is_ok());
+    }
+}

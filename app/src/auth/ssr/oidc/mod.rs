@@ -1,0 +1,554 @@
+//! Single sign-on through OpenID Providers: the configured providers, their discovery documents
+//! and signing keys (fetched when first needed, refreshed on key rotation), and the HTTP calls
+//! Signoff makes to them. The browser-facing flow is `flow`, the provider's logout call is
+//! `backchannel`, the token rules are `token`, accounts linked to providers are `identities`.
+//! Where the sessions end is, as always, `auth/logout.rs`.
+
+pub mod backchannel;
+pub mod flow;
+pub mod identities;
+pub mod token;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use jsonwebtoken::jwk::JwkSet;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::auth::ProviderInfo;
+
+/// The route of the back-channel logout endpoint (register `<origin>/api/oidc/<id>/backchannel-logout`).
+pub const BACKCHANNEL_LOGOUT_PATH: &str = "/api/oidc/{provider}/backchannel-logout";
+
+/// Whether a request path is a back-channel logout call (exempt from the cross-site guard).
+pub fn is_backchannel_logout(path: &str) -> bool {
+    path.strip_prefix("/api/oidc/")
+        .and_then(|rest| rest.strip_suffix("/backchannel-logout"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+}
+
+/// One provider as configured (`OIDC_PROVIDERS` and `OIDC_<ID>_*`; see the README).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProviderSettings {
+    /// Lower-case letters, digits, `-` and `_`: part of the provider's URLs here.
+    pub id: String,
+    /// What the page calls it: "Sign in with {name}".
+    pub name: String,
+    /// Exactly as the provider states it in its discovery document and tokens.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Always includes `openid`.
+    pub scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for ProviderSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderSettings")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+/// The parts of a discovery document Signoff uses (OpenID Connect Discovery 1.0 §3).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Metadata {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+/// Why a provider could not be used just now. Shown to people as "{name} is unavailable".
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("request to {url} failed: {detail}")]
+    Http { url: String, detail: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// How long a discovery document is used before it is fetched again.
+const METADATA_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// After a failed fetch, further requests fail at once for this long instead of each waiting on
+/// an unreachable provider.
+const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
+/// Keys are fetched again when a token names an unknown one (rotation), at most this often: a
+/// stream of tokens with made-up key ids cannot make Signoff hammer the provider.
+const KEYS_MIN_REFRESH: Duration = Duration::from_secs(10);
+/// And at least this often, so a withdrawn key stops being accepted.
+const KEYS_TTL: Duration = Duration::from_secs(60 * 60);
+/// The largest document read from a provider.
+const MAX_RESPONSE_BYTES: usize = 512 * 1024;
+
+/// The configured providers, with what has been learnt of each. Cloning is one reference count.
+#[derive(Clone, Debug, Default)]
+pub struct Providers(Arc<Vec<Provider>>);
+
+impl Providers {
+    /// `origin` is the site's public origin, from which the redirect URIs are made.
+    pub fn new(settings: Vec<ProviderSettings>, origin: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            // A provider's endpoints answer directly; a redirect is not followed anywhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent("signoff")
+            .build()
+            .unwrap_or_default();
+        let origin = origin.trim_end_matches('/');
+        Self(Arc::new(
+            settings
+                .into_iter()
+                .map(|settings| Provider {
+                    redirect_uri: format!("{origin}/api/oidc/{}/callback", settings.id),
+                    post_logout_redirect_uri: format!("{origin}/?signed-out"),
+                    settings,
+                    http: http.clone(),
+                    metadata: Mutex::default(),
+                    keys: Mutex::default(),
+                })
+                .collect(),
+        ))
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Provider> {
+        self.0.iter().find(|provider| provider.settings.id == id)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Provider> {
+        self.0.iter()
+    }
+
+    /// The display name of a provider id; the id itself if it is no longer configured.
+    pub fn name_of(&self, id: &str) -> String {
+        self.get(id)
+            .map_or_else(|| id.to_owned(), |provider| provider.settings.name.clone())
+    }
+
+    /// Origins the page's forms may be sent on to (CSP `form-action`): a sign-in form posts here
+    /// and is redirected to the provider; "Sign out of NAME too" without JavaScript likewise.
+    pub fn form_action_sources(&self) -> Vec<String> {
+        let mut sources: Vec<String> = Vec::new();
+        for provider in self.iter() {
+            let mut urls = vec![provider.settings.issuer.clone()];
+            if let Ok(slot) = provider.metadata.try_lock() {
+                if let Some(cached) = slot.as_ref().and_then(|cached| cached.value.as_ref()) {
+                    urls.push(cached.authorization_endpoint.clone());
+                    urls.extend(cached.end_session_endpoint.clone());
+                }
+            }
+            for url in urls {
+                if let Some(origin) = origin_of(&url) {
+                    if !sources.contains(&origin) {
+                        sources.push(origin);
+                    }
+                }
+            }
+        }
+        sources
+    }
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let origin = url.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
+}
+
+/// A fetched value and when; `value` is `None` after a failure (until the backoff passes).
+#[derive(Debug)]
+struct Cached<T> {
+    value: Option<T>,
+    at: Instant,
+}
+
+#[derive(Debug)]
+pub struct Provider {
+    pub settings: ProviderSettings,
+    /// Where the provider sends the browser back (`/api/oidc/<id>/callback`); register it there.
+    pub redirect_uri: String,
+    /// Where the provider sends the browser after "Sign out of NAME too"; register it there.
+    pub post_logout_redirect_uri: String,
+    http: reqwest::Client,
+    metadata: Mutex<Option<Cached<Arc<Metadata>>>>,
+    keys: Mutex<Option<Cached<Arc<JwkSet>>>>,
+}
+
+impl Provider {
+    pub fn info(&self) -> ProviderInfo {
+        ProviderInfo {
+            id: self.settings.id.clone(),
+            name: self.settings.name.clone(),
+        }
+    }
+
+    /// The discovery document, fetched on first use and once a day after that.
+    pub async fn metadata(&self) -> Result<Arc<Metadata>, ProviderError> {
+        let mut slot = self.metadata.lock().await;
+        if let Some(cached) = slot.as_ref() {
+            match &cached.value {
+                Some(value) if cached.at.elapsed() < METADATA_TTL => return Ok(Arc::clone(value)),
+                None if cached.at.elapsed() < FAILURE_BACKOFF => {
+                    return Err(ProviderError::Invalid(
+                        "the provider failed moments ago; not asking again yet".into(),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.settings.issuer.trim_end_matches('/')
+        );
+        let fetched = self
+            .get_json::<Metadata>(&url)
+            .await
+            .and_then(|metadata| self.checked(metadata));
+        match fetched {
+            Ok(metadata) => {
+                let metadata = Arc::new(metadata);
+                *slot = Some(Cached {
+                    value: Some(Arc::clone(&metadata)),
+                    at: Instant::now(),
+                });
+                Ok(metadata)
+            }
+            Err(error) => {
+                // A document that was good stays in use while the provider is briefly away.
+                if let Some(value) = slot.as_ref().and_then(|cached| cached.value.clone()) {
+                    tracing::warn!(provider = %self.settings.id, %error, "could not refresh discovery; using the previous document");
+                    return Ok(value);
+                }
+                *slot = Some(Cached {
+                    value: None,
+                    at: Instant::now(),
+                });
+                Err(error)
+            }
+        }
+    }
+
+    /// Discovery §4.3: the document's issuer is exactly the configured one; its endpoints are
+    /// HTTPS (plain HTTP only when the issuer itself is a loopback address, as in tests).
+    fn checked(&self, metadata: Metadata) -> Result<Metadata, ProviderError> {
+        if metadata.issuer != self.settings.issuer {
+            return Err(ProviderError::Invalid(format!(
+                "the discovery document names the issuer {:?}, not {:?}",
+                metadata.issuer, self.settings.issuer
+            )));
+        }
+        let loopback = is_loopback_http(&self.settings.issuer);
+        let endpoints = [
+            Some(&metadata.authorization_endpoint),
+            Some(&metadata.token_endpoint),
+            Some(&metadata.jwks_uri),
+            metadata.end_session_endpoint.as_ref(),
+        ];
+        for endpoint in endpoints.into_iter().flatten() {
+            let secure = endpoint.starts_with("https://") || (loopback && is_loopback_http(endpoint));
+            if !secure || reqwest::Url::parse(endpoint).is_err() {
+                return Err(ProviderError::Invalid(format!(
+                    "the discovery document's endpoint {endpoint:?} is not an HTTPS URL"
+                )));
+            }
+        }
+        Ok(metadata)
+    }
+
+    /// The provider's published keys. `refresh`: the caller met a key id it does not know, so
+    /// fetch again unless that was done moments ago.
+    pub async fn keys(&self, refresh: bool) -> Result<Arc<JwkSet>, ProviderError> {
+        let metadata = self.metadata().await?;
+        let mut slot = self.keys.lock().await;
+        if let Some(cached) = slot.as_ref() {
+            let age = cached.at.elapsed();
+            match &cached.value {
+                Some(keys) if age < KEYS_TTL && (!refresh || age < KEYS_MIN_REFRESH) => {
+                    return Ok(Arc::clone(keys))
+                }
+                None if age < FAILURE_BACKOFF => {
+                    return Err(ProviderError::Invalid(
+                        "the provider's keys failed to load moments ago".into(),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        match self.get_json::<JwkSet>(&metadata.jwks_uri).await {
+            Ok(keys) => {
+                let keys = Arc::new(keys);
+                *slot = Some(Cached {
+                    value: Some(Arc::clone(&keys)),
+                    at: Instant::now(),
+                });
+                Ok(keys)
+            }
+            Err(error) => {
+                if let Some(keys) = slot.as_ref().and_then(|cached| cached.value.clone()) {
+                    tracing::warn!(provider = %self.settings.id, %error, "could not refresh keys; using the previous set");
+                    return Ok(keys);
+                }
+                *slot = Some(Cached {
+                    value: None,
+                    at: Instant::now(),
+                });
+                Err(error)
+            }
+        }
+    }
+
+    /// Verifies a token's signature against the provider's keys, fetching them again once if it
+    /// names a key not seen yet (the provider rotated its keys).
+    pub async fn verify(
+        &self,
+        token: &str,
+    ) -> Result<
+        (jsonwebtoken::Header, serde_json::Map<String, serde_json::Value>),
+        VerifyError,
+    > {
+        // Cheap checks first: a malformed token or a refused algorithm costs no fetch.
+        token::header(token)?;
+        let keys = self.keys(false).await?;
+        match token::verify(token, &keys) {
+            Err(token::TokenError::UnknownKey) => {
+                let keys = self.keys(true).await?;
+                Ok(token::verify(token, &keys)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Exchanges an authorization code (with its PKCE verifier) at the token endpoint and returns
+    /// the ID token.
+    pub async fn exchange_code(&self, code: &str, verifier: &str) -> Result<String, ProviderError> {
+        let metadata = self.metadata().await?;
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", self.redirect_uri.as_str()),
+            ("code_verifier", verifier),
+        ];
+        let mut request = self.http.post(&metadata.token_endpoint);
+        // client_secret_basic unless the provider says it takes only client_secret_post.
+        let post_only = metadata
+            .token_endpoint_auth_methods_supported
+            .as_ref()
+            .is_some_and(|methods| {
+                !methods.iter().any(|m| m == "client_secret_basic")
+                    && methods.iter().any(|m| m == "client_secret_post")
+            });
+        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        if post_only {
+            fields.push(("client_id", &self.settings.client_id));
+            fields.push(("client_secret", &self.settings.client_secret));
+        } else {
+            // RFC 6749 §2.3.1: both are form-urlencoded before they go into Basic.
+            request = request.basic_auth(
+                form_encode(&self.settings.client_id),
+                Some(form_encode(&self.settings.client_secret)),
+            );
+        }
+        #[derive(Deserialize)]
+        struct TokenResponse {
+            id_token: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct ErrorResponse {
+            error: String,
+        }
+        let url = metadata.token_endpoint.clone();
+        let response = request
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&fields)
+            .send()
+            .await
+            .map_err(|error| http_error(&url, error))?;
+        let status = response.status();
+        let body = read_limited(response, &url).await?;
+        if !status.is_success() {
+            let error = serde_json::from_slice::<ErrorResponse>(&body)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| status.to_string());
+            return Err(ProviderError::Invalid(format!(
+                "the token endpoint refused the code: {error}"
+            )));
+        }
+        serde_json::from_slice::<TokenResponse>(&body)
+            .ok()
+            .and_then(|response| response.id_token)
+            .ok_or_else(|| ProviderError::Invalid("the token response has no id_token".into()))
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T, ProviderError> {
+        let response = self
+            .http
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|error| http_error(url, error))?;
+        if !response.status().is_success() {
+            return Err(ProviderError::Http {
+                url: url.to_owned(),
+                detail: response.status().to_string(),
+            });
+        }
+        let body = read_limited(response, url).await?;
+        serde_json::from_slice(&body).map_err(|error| ProviderError::Http {
+            url: url.to_owned(),
+            detail: format!("not the expected JSON: {error}"),
+        })
+    }
+}
+
+/// A token that could not be verified: refused, or the provider's keys could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Token(#[from] token::TokenError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+}
+
+async fn read_limited(mut response: reqwest::Response, url: &str) -> Result<Vec<u8>, ProviderError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| http_error(url, error))?
+    {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(ProviderError::Http {
+                url: url.to_owned(),
+                detail: "response too large".into(),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn http_error(url: &str, error: reqwest::Error) -> ProviderError {
+    ProviderError::Http {
+        url: url.to_owned(),
+        detail: error.to_string(),
+    }
+}
+
+/// `application/x-www-form-urlencoded` of one value.
+fn form_encode(value: &str) -> String {
+    reqwest::Url::parse_with_params("x:", [("v", value)])
+        .ok()
+        .and_then(|url| url.query().map(|q| q.trim_start_matches("v=").to_owned()))
+        .unwrap_or_default()
+}
+
+/// `http://` to a loopback address (127.0.0.0/8, `localhost`, `[::1]`).
+pub fn is_loopback_http(url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let host = url.host_str().unwrap_or_default();
+    url.scheme() == "http"
+        && (host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()))
+}
+
+/// What a session signed in through a provider remembers of it, in the session's data on the
+/// server (never sent to the browser): which provider, the provider's session id (`sid`, for
+/// back-channel logout) and the ID token (the `id_token_hint` of "Sign out of NAME too").
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionProvider {
+    pub provider: String,
+    pub sid: Option<String>,
+    pub id_token: String,
+}
+
+/// The session data key of [`SessionProvider`]; `session::Store` copies `provider` and `sid`
+/// into their own columns.
+pub const SESSION_KEY: &str = "signoff.oidc";
+
+/// `n` random bytes from the operating system, base64url without padding.
+pub fn random_token(n: usize) -> Result<String, crate::error::AppError> {
+    use base64::Engine;
+    let mut bytes = vec![0u8; n];
+    getrandom::getrandom(&mut bytes).map_err(|error| {
+        tracing::error!(%error, "no randomness from the operating system");
+        crate::error::AppError::internal()
+    })?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The PKCE S256 challenge of a verifier (RFC 7636 §4.2).
+pub fn pkce_challenge(verifier: &str) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_matches_rfc_7636_appendix_b() {
+        assert_eq!(
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[test]
+    fn loopback_http_only() {
+        assert!(is_loopback_http("http://127.0.0.1:4000"));
+        assert!(is_loopback_http("http://127.0.0.2/x"));
+        assert!(is_loopback_http("http://localhost:1"));
+        assert!(is_loopback_http("http://[::1]:8080"));
+        assert!(!is_loopback_http("http://idp.example.com"));
+        assert!(!is_loopback_http("https://127.0.0.1"));
+        assert!(!is_loopback_http("http://127.0.0.1.evil.test"));
+    }
+
+    #[test]
+    fn form_encoding_of_client_credentials() {
+        assert_eq!(form_encode("a b+c:d"), "a+b%2Bc%3Ad");
+        assert_eq!(form_encode("plain"), "plain");
+    }
+
+    #[test]
+    fn origins() {
+        assert_eq!(
+            origin_of("https://idp.example.com/oauth2/auth?x=1").as_deref(),
+            Some("https://idp.example.com")
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:4000/auth").as_deref(),
+            Some("http://127.0.0.1:4000")
+        );
+        assert_eq!(origin_of("not a url"), None);
+    }
+}
