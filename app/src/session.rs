@@ -314,9 +314,9 @@ impl Store {
             if !fresh {
                 return Ok(None);
             }
-            let deleted = match (target.sid, target.user_id) {
-                (Some(sid), Some(user_id)) => {
-                    sqlx::query_as(
+            let deleted =
+                match (target.sid, target.user_id) {
+                    (Some(sid), Some(user_id)) => sqlx::query_as(
                         "DELETE FROM tower_sessions WHERE oidc_provider = $1 AND oidc_sid = $2 \
                          AND user_id = $3 RETURNING user_id, handle",
                     )
@@ -324,31 +324,28 @@ impl Store {
                     .bind(sid)
                     .bind(user_id)
                     .fetch_all(&mut *tx)
-                    .await?
-                }
-                (Some(sid), None) if !target.subject_given => {
-                    sqlx::query_as(
+                    .await?,
+                    (Some(sid), None) if !target.subject_given => sqlx::query_as(
                         "DELETE FROM tower_sessions WHERE oidc_provider = $1 AND oidc_sid = $2 \
                          RETURNING user_id, handle",
                     )
                     .bind(target.provider)
                     .bind(sid)
                     .fetch_all(&mut *tx)
-                    .await?
-                }
-                (None, Some(user_id)) => {
-                    sqlx::query_as(
-                        "DELETE FROM tower_sessions WHERE oidc_provider = $1 AND user_id = $2 \
+                    .await?,
+                    (None, Some(user_id)) => {
+                        sqlx::query_as(
+                            "DELETE FROM tower_sessions WHERE oidc_provider = $1 AND user_id = $2 \
                          RETURNING user_id, handle",
-                    )
-                    .bind(target.provider)
-                    .bind(user_id)
-                    .fetch_all(&mut *tx)
-                    .await?
-                }
-                // A subject no account is linked to: no session of ours can be its.
-                _ => Vec::new(),
-            };
+                        )
+                        .bind(target.provider)
+                        .bind(user_id)
+                        .fetch_all(&mut *tx)
+                        .await?
+                    }
+                    // A subject no account is linked to: no session of ours can be its.
+                    _ => Vec::new(),
+                };
             tx.commit().await?;
             Ok::<_, sqlx::Error>(Some(deleted))
         }

@@ -12,8 +12,8 @@
 //
 // Environment: IDP_PORT (0: any free port), IDP_CLIENTS (a JSON array of client metadata),
 // IDP_KEY_FILE (a JSON private JWK to sign with instead of a fresh one; key rotation tests).
-// Prints one line of JSON when listening: {"issuer": "...", "port": N, "key": <private JWK>}.
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+// Prints one line of JSON when listening: {"issuer", "port", "key" (the private JWK), "pem"}.
+import { createPrivateKey, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 
@@ -203,10 +203,11 @@ server.listen(requestedPort, host, () => {
       if (!res.headersSent) send(res, 500, 'text/plain', String(error));
     }
   });
-  provider.on('backchannel.error', (error, client) => {
+  provider.on('backchannel.error', (ctx, error, client) => {
     process.stderr.write(`back-channel logout to ${client.clientId} failed: ${error.message}\n`);
   });
-  process.stdout.write(`${JSON.stringify({ issuer, port, key })}\n`);
+  const pem = createPrivateKey({ key, format: 'jwk' }).export({ type: 'pkcs8', format: 'pem' });
+  process.stdout.write(`${JSON.stringify({ issuer, port, key, pem })}\n`);
 });
 
 // Ends with the test that started it: when its stdin closes, or on a signal.

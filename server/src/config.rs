@@ -195,7 +195,11 @@ fn providers(vars: &Vars<'_>) -> Result<Vec<ProviderSettings>, ConfigError> {
     let Some(list) = (vars.get)(LIST) else {
         return Ok(Vec::new());
     };
-    let ids: Vec<&str> = list.split(',').map(str::trim).filter(|id| !id.is_empty()).collect();
+    let ids: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .collect();
     let mut providers: Vec<ProviderSettings> = Vec::new();
     for (index, &id) in ids.iter().enumerate() {
         let valid_id = id.len() <= 32
@@ -205,7 +209,9 @@ fn providers(vars: &Vars<'_>) -> Result<Vec<ProviderSettings>, ConfigError> {
         if !valid_id {
             return Err(vars.invalid(
                 LIST,
-                format!("provider id {id:?}: use lower-case letters, digits, '-' and '_' (at most 32)"),
+                format!(
+                    "provider id {id:?}: use lower-case letters, digits, '-' and '_' (at most 32)"
+                ),
             ));
         }
         if ids[..index].contains(&id) || ids[index + 1..].contains(&id) {
@@ -215,11 +221,13 @@ fn providers(vars: &Vars<'_>) -> Result<Vec<ProviderSettings>, ConfigError> {
         let name = |suffix: &str| format!("{prefix}{suffix}");
         let required = |suffix: &str| {
             let variable = name(suffix);
-            (vars.get)(&variable).map(|value| value.trim().to_owned()).ok_or_else(|| ConfigError {
-                reason: format!("required for the provider {id:?} listed in {LIST}"),
-                variable,
-                value: String::new(),
-            })
+            (vars.get)(&variable)
+                .map(|value| value.trim().to_owned())
+                .ok_or_else(|| ConfigError {
+                    reason: format!("required for the provider {id:?} listed in {LIST}"),
+                    variable,
+                    value: String::new(),
+                })
         };
         let issuer = required("ISSUER")?;
         let issuer_ok = (issuer.starts_with("https://") || is_loopback_http(&issuer))
@@ -385,7 +393,10 @@ mod tests {
         assert_eq!(s.oidc[1].id, "my-idp");
         assert_eq!(s.oidc[1].name, "my-idp");
         assert_eq!(s.oidc[1].scopes, ["openid", "email"]);
-        assert!(!format!("{:?}", s.oidc[0]).contains("s3cret"), "the secret is redacted");
+        assert!(
+            !format!("{:?}", s.oidc[0]).contains("s3cret"),
+            "the secret is redacted"
+        );
         assert!(settings(&[]).unwrap().oidc.is_empty());
 
         let without = |name: &str| -> Vec<(&str, &str)> {
@@ -396,7 +407,11 @@ mod tests {
             vars.push((name, value));
             vars
         };
-        for missing in ["OIDC_CORP_ISSUER", "OIDC_CORP_CLIENT_ID", "OIDC_MY_IDP_CLIENT_SECRET"] {
+        for missing in [
+            "OIDC_CORP_ISSUER",
+            "OIDC_CORP_CLIENT_ID",
+            "OIDC_MY_IDP_CLIENT_SECRET",
+        ] {
             let error = settings(&without(missing)).unwrap_err();
             assert_eq!(error.variable, missing, "{error}");
         }

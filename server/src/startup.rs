@@ -186,7 +186,10 @@ pub async fn router(state: AppState, limits: ServerLimits) -> Result<Router, Sta
         // Not a server function: an event stream the browser holds open (`auth::live`).
         .route(EVENTS_PATH, get(events::stream))
         // Single sign-on: redirects to the provider and back (`auth::ssr::oidc::flow`).
-        .route("/api/oidc/{provider}/start", post(oidc::flow::start_sign_in))
+        .route(
+            "/api/oidc/{provider}/start",
+            post(oidc::flow::start_sign_in),
+        )
         .route("/api/oidc/{provider}/link", post(oidc::flow::start_link))
         .route("/api/oidc/{provider}/callback", get(oidc::flow::callback))
         .leptos_routes(&state, routes, {

@@ -80,7 +80,12 @@ pub async fn list_sign_in_methods() -> Result<SignInMethods, AppError> {
         .session
         .get::<oidc::SessionProvider>(oidc::SESSION_KEY)
         .await?
-        .and_then(|via| state.oidc.get(&via.provider).map(|provider| provider.info()));
+        .and_then(|via| {
+            state
+                .oidc
+                .get(&via.provider)
+                .map(|provider| provider.info())
+        });
     Ok(SignInMethods {
         providers: state
             .oidc

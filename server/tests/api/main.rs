@@ -2,6 +2,7 @@
 //! speaks HTTP to it. One binary, so the crates are linked once.
 
 mod helpers;
+mod idp;
 
 mod abuse;
 mod account;
@@ -14,6 +15,7 @@ mod instances;
 mod lifecycle;
 mod login;
 mod logout;
+mod oidc;
 mod pages;
 mod postgres_only;
 mod proxy;

@@ -52,7 +52,9 @@ enum Refusal {
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let (status, error, description) = match self {
-            Refusal::Invalid(description) => (StatusCode::BAD_REQUEST, "invalid_request", description),
+            Refusal::Invalid(description) => {
+                (StatusCode::BAD_REQUEST, "invalid_request", description)
+            }
             Refusal::UnknownProvider => (
                 StatusCode::NOT_FOUND,
                 "invalid_request",
@@ -93,19 +95,24 @@ async fn handle(state: &AppState, id: &str, request: Request) -> Result<(), Refu
     let Form(LogoutRequest { logout_token }) = Form::<LogoutRequest>::from_request(request, state)
         .await
         .map_err(|_| {
-            Refusal::Invalid("expected a form body (application/x-www-form-urlencoded) with logout_token".into())
+            Refusal::Invalid(
+                "expected a form body (application/x-www-form-urlencoded) with logout_token".into(),
+            )
         })?;
     let refuse = |error: token::TokenError| {
         tracing::warn!(provider = %id, %error, "refused a logout token");
         Refusal::Invalid(error.to_string())
     };
-    let (header, claims) = provider.verify(&logout_token).await.map_err(|error| match error {
-        VerifyError::Token(error) => refuse(error),
-        VerifyError::Provider(error) => {
-            tracing::warn!(provider = %id, %error, "could not load the provider's keys");
-            Refusal::Unavailable
-        }
-    })?;
+    let (header, claims) = provider
+        .verify(&logout_token)
+        .await
+        .map_err(|error| match error {
+            VerifyError::Token(error) => refuse(error),
+            VerifyError::Provider(error) => {
+                tracing::warn!(provider = %id, %error, "could not load the provider's keys");
+                Refusal::Unavailable
+            }
+        })?;
     let claims = token::check_logout_token(
         &header,
         &claims,

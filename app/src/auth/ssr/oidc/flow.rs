@@ -208,7 +208,9 @@ async fn finish(
     let mut pendings = live_pendings(&auth).await?;
     let position = pendings
         .iter()
-        .position(|p| p.provider == id && token::constant_time_eq(p.state.as_bytes(), given_state.as_bytes()))
+        .position(|p| {
+            p.provider == id && token::constant_time_eq(p.state.as_bytes(), given_state.as_bytes())
+        })
         .ok_or_else(expired)?;
     let pending = pendings.remove(position);
     auth.session.insert(PENDING_KEY, pendings).await?;
@@ -245,7 +247,7 @@ async fn finish(
         .code
         .as_deref()
         .ok_or_else(|| AppError::invalid_input(format!("{name} sent no authorization code.")))?;
-    let id_token = provider
+    let (id_token, access_token) = provider
         .exchange_code(code, &pending.verifier)
         .await
         .map_err(|error| unreachable_provider(provider, &error))?;
@@ -253,7 +255,7 @@ async fn finish(
         tracing::warn!(provider = %id, %error, "refused an ID token");
         AppError::invalid_input(format!("{name} sent a sign-in that could not be verified."))
     })?;
-    let claims = token::check_id_token(
+    let mut claims = token::check_id_token(
         &claims,
         &provider.settings.issuer,
         &provider.settings.client_id,
@@ -264,6 +266,15 @@ async fn finish(
         tracing::warn!(provider = %id, %error, "refused an ID token");
         AppError::invalid_input(format!("{name} sent a sign-in that could not be verified."))
     })?;
+    // A first sign-in names the new account after the person; providers that keep the
+    // profile out of the ID token give it from UserInfo.
+    if claims.preferred_username.is_none() && claims.email.is_none() && claims.name.is_none() {
+        if let Some(access_token) = &access_token {
+            if let Some(info) = provider.userinfo(access_token).await {
+                claims.merge_userinfo(&info);
+            }
+        }
+    }
 
     let issuer = &provider.settings.issuer;
     match pending.link_to {
@@ -302,10 +313,9 @@ async fn finish(
                 Some(user) => user,
                 None => {
                     let stamp = tower_sessions::session::Id::default().to_string();
-                    let user =
-                        identities::create_account(&state.db, id, issuer, &claims, &stamp)
-                            .await
-                            .map_err(database)?;
+                    let user = identities::create_account(&state.db, id, issuer, &claims, &stamp)
+                        .await
+                        .map_err(database)?;
                     audit::record_detail(
                         &state.db,
                         audit::Event::AccountCreated,
@@ -342,7 +352,10 @@ pub async fn end_session_url(providers: &Providers, via: &SessionProvider) -> Op
     let mut url = reqwest::Url::parse(metadata.end_session_endpoint.as_deref()?).ok()?;
     url.query_pairs_mut()
         .append_pair("id_token_hint", &via.id_token)
-        .append_pair("post_logout_redirect_uri", &provider.post_logout_redirect_uri)
+        .append_pair(
+            "post_logout_redirect_uri",
+            &provider.post_logout_redirect_uri,
+        )
         .append_pair("client_id", &provider.settings.client_id);
     Some(url.into())
 }
@@ -361,10 +374,14 @@ async fn live_pendings(auth: &AuthSession) -> Result<Vec<Pending>, AppError> {
 }
 
 fn auth_session(request: &Request) -> Result<AuthSession, AppError> {
-    request.extensions().get::<AuthSession>().cloned().ok_or_else(|| {
-        tracing::error!("auth layer missing from the single sign-on routes");
-        AppError::internal()
-    })
+    request
+        .extensions()
+        .get::<AuthSession>()
+        .cloned()
+        .ok_or_else(|| {
+            tracing::error!("auth layer missing from the single sign-on routes");
+            AppError::internal()
+        })
 }
 
 fn request_meta(state: &AppState, request: &Request) -> RequestMeta {

@@ -38,13 +38,11 @@ pub async fn user_id_of(
     subject: &str,
 ) -> Result<Option<i64>, sqlx::Error> {
     on_db!(db, |pool| {
-        sqlx::query_scalar(
-            "SELECT user_id FROM oidc_identities WHERE issuer = $1 AND subject = $2",
-        )
-        .bind(issuer)
-        .bind(subject)
-        .fetch_optional(pool)
-        .await
+        sqlx::query_scalar("SELECT user_id FROM oidc_identities WHERE issuer = $1 AND subject = $2")
+            .bind(issuer)
+            .bind(subject)
+            .fetch_optional(pool)
+            .await
     })
 }
 
@@ -190,7 +188,7 @@ pub enum Unlinked {
 pub async fn unlink(db: &Database, user_id: i64, provider: &str) -> Result<Unlinked, sqlx::Error> {
     on_db!(db, |pool| async {
         let mut tx = pool.begin().await?;
-        sqlx::query("UPDATE users SET id = id WHERE id = $1")
+        sqlx::query("UPDATE users SET failed_logins = failed_logins WHERE id = $1")
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
@@ -308,10 +306,19 @@ mod tests {
     #[test]
     fn usernames_come_from_claims_and_stay_valid() {
         assert_eq!(base_username(&claims(Some("alice"), None, None)), "alice");
-        assert_eq!(base_username(&claims(Some("a"), Some("bob.smith@x.test"), None)), "bob.smith");
-        assert_eq!(base_username(&claims(None, None, Some("Carol Ann <x>"))), "Carol-Ann-x");
+        assert_eq!(
+            base_username(&claims(Some("a"), Some("bob.smith@x.test"), None)),
+            "bob.smith"
+        );
+        assert_eq!(
+            base_username(&claims(None, None, Some("Carol Ann <x>"))),
+            "Carol-Ann-x"
+        );
         assert_eq!(base_username(&claims(None, None, None)), "user");
-        assert_eq!(base_username(&claims(Some("<script>"), None, None)), "script");
+        assert_eq!(
+            base_username(&claims(Some("<script>"), None, None)),
+            "script"
+        );
         let long = "x".repeat(100);
         let made = base_username(&claims(Some(&long), None, None));
         assert!(validate::username(&format!("{made}-99")).is_ok());

@@ -68,6 +68,8 @@ pub struct Metadata {
     #[serde(default)]
     pub end_session_endpoint: Option<String>,
     #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
+    #[serde(default)]
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
@@ -263,9 +265,11 @@ impl Provider {
             Some(&metadata.token_endpoint),
             Some(&metadata.jwks_uri),
             metadata.end_session_endpoint.as_ref(),
+            metadata.userinfo_endpoint.as_ref(),
         ];
         for endpoint in endpoints.into_iter().flatten() {
-            let secure = endpoint.starts_with("https://") || (loopback && is_loopback_http(endpoint));
+            let secure =
+                endpoint.starts_with("https://") || (loopback && is_loopback_http(endpoint));
             if !secure || reqwest::Url::parse(endpoint).is_err() {
                 return Err(ProviderError::Invalid(format!(
                     "the discovery document's endpoint {endpoint:?} is not an HTTPS URL"
@@ -323,7 +327,10 @@ impl Provider {
         &self,
         token: &str,
     ) -> Result<
-        (jsonwebtoken::Header, serde_json::Map<String, serde_json::Value>),
+        (
+            jsonwebtoken::Header,
+            serde_json::Map<String, serde_json::Value>,
+        ),
         VerifyError,
     > {
         // Cheap checks first: a malformed token or a refused algorithm costs no fetch.
@@ -339,8 +346,12 @@ impl Provider {
     }
 
     /// Exchanges an authorization code (with its PKCE verifier) at the token endpoint and returns
-    /// the ID token.
-    pub async fn exchange_code(&self, code: &str, verifier: &str) -> Result<String, ProviderError> {
+    /// the ID token, and the access token if one came with it.
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        verifier: &str,
+    ) -> Result<(String, Option<String>), ProviderError> {
         let metadata = self.metadata().await?;
         let form = [
             ("grant_type", "authorization_code"),
@@ -371,6 +382,7 @@ impl Provider {
         #[derive(Deserialize)]
         struct TokenResponse {
             id_token: Option<String>,
+            access_token: Option<String>,
         }
         #[derive(Deserialize)]
         struct ErrorResponse {
@@ -393,10 +405,35 @@ impl Provider {
                 "the token endpoint refused the code: {error}"
             )));
         }
-        serde_json::from_slice::<TokenResponse>(&body)
-            .ok()
-            .and_then(|response| response.id_token)
-            .ok_or_else(|| ProviderError::Invalid("the token response has no id_token".into()))
+        let response = serde_json::from_slice::<TokenResponse>(&body)
+            .map_err(|_| ProviderError::Invalid("the token response is not JSON".into()))?;
+        let id_token = response
+            .id_token
+            .ok_or_else(|| ProviderError::Invalid("the token response has no id_token".into()))?;
+        Ok((id_token, response.access_token))
+    }
+
+    /// The UserInfo claims (Core §5.3), for providers that keep the profile out of the ID token.
+    /// `None` when there is no endpoint or it fails: the ID token alone signs the person in.
+    pub async fn userinfo(
+        &self,
+        access_token: &str,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let metadata = self.metadata().await.ok()?;
+        let url = metadata.userinfo_endpoint.as_deref()?;
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(access_token)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let body = read_limited(response, url).await.ok()?;
+        serde_json::from_slice(&body).ok()
     }
 
     async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T, ProviderError> {
@@ -430,7 +467,10 @@ pub enum VerifyError {
     Provider(#[from] ProviderError),
 }
 
-async fn read_limited(mut response: reqwest::Response, url: &str) -> Result<Vec<u8>, ProviderError> {
+async fn read_limited(
+    mut response: reqwest::Response,
+    url: &str,
+) -> Result<Vec<u8>, ProviderError> {
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()

@@ -137,6 +137,23 @@ pub struct IdClaims {
     pub name: Option<String>,
 }
 
+impl IdClaims {
+    /// Takes the profile from UserInfo claims, which count only for the same subject (Core
+    /// §5.3.2: "the sub Claim in the UserInfo Response MUST be verified to exactly match").
+    pub fn merge_userinfo(&mut self, info: &Map<String, Value>) {
+        if text(info, "sub") != Some(self.subject.as_str()) {
+            return;
+        }
+        let take = |name: &str| text(info, name).map(str::to_owned);
+        self.preferred_username = self
+            .preferred_username
+            .take()
+            .or_else(|| take("preferred_username"));
+        self.email = self.email.take().or_else(|| take("email"));
+        self.name = self.name.take().or_else(|| take("name"));
+    }
+}
+
 /// The rules of an ID token from the token endpoint (Core §3.1.3.7): issuer exact, audience
 /// containing our client id (and `azp` equal to it when there are several), not expired, not
 /// issued in the future, and the nonce of this sign-in.
@@ -267,9 +284,7 @@ fn check_issuer_and_audience(
 fn int(claims: &Map<String, Value>, name: &str) -> Option<i64> {
     let value = claims.get(name)?;
     // NumericDate may be fractional (RFC 7519 §2).
-    value
-        .as_i64()
-        .or_else(|| value.as_f64().map(|f| f as i64))
+    value.as_i64().or_else(|| value.as_f64().map(|f| f as i64))
 }
 
 fn text<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
@@ -340,9 +355,15 @@ mod tests {
 
     #[test]
     fn every_logout_token_rule_refuses() {
-        assert_eq!(check(json!({"iss": "https://evil.test"})), Err(TokenError::Issuer));
+        assert_eq!(
+            check(json!({"iss": "https://evil.test"})),
+            Err(TokenError::Issuer)
+        );
         assert_eq!(check(json!({"aud": "other"})), Err(TokenError::Audience));
-        assert_eq!(check(json!({"aud": ["other", "client"]})), Err(TokenError::Audience));
+        assert_eq!(
+            check(json!({"aud": ["other", "client"]})),
+            Err(TokenError::Audience)
+        );
         assert_eq!(check(json!({"aud": null})), Err(TokenError::Missing("aud")));
         assert_eq!(check(json!({"iat": null})), Err(TokenError::Missing("iat")));
         assert_eq!(check(json!({"iat": NOW + 3600})), Err(TokenError::IssuedAt));
@@ -350,7 +371,10 @@ mod tests {
         assert_eq!(check(json!({"exp": NOW - 3600})), Err(TokenError::Expired));
         assert_eq!(check(json!({"nonce": "n"})), Err(TokenError::HasNonce));
         assert_eq!(check(json!({"events": null})), Err(TokenError::Events));
-        assert_eq!(check(json!({"events": {"other": {}}})), Err(TokenError::Events));
+        assert_eq!(
+            check(json!({"events": {"other": {}}})),
+            Err(TokenError::Events)
+        );
         assert_eq!(
             check(json!({"events": {BACKCHANNEL_LOGOUT_EVENT: "x"}})),
             Err(TokenError::Events)
@@ -359,7 +383,13 @@ mod tests {
         assert_eq!(check(json!({"sid": null})), Err(TokenError::NoSubject));
         for typ in ["JWT", ""] {
             assert_eq!(
-                check_logout_token(&typed(typ), &logout(json!({})), "https://idp.test", "client", NOW),
+                check_logout_token(
+                    &typed(typ),
+                    &logout(json!({})),
+                    "https://idp.test",
+                    "client",
+                    NOW
+                ),
                 Err(TokenError::Type(typ.to_owned()))
             );
         }
@@ -391,21 +421,52 @@ mod tests {
             check_id_token(&token, "https://idp.test", "client", "n1", NOW)
         };
         let ok = check(json!({})).unwrap();
-        assert_eq!((ok.subject.as_str(), ok.sid.as_deref()), ("alice", Some("s1")));
+        assert_eq!(
+            (ok.subject.as_str(), ok.sid.as_deref()),
+            ("alice", Some("s1"))
+        );
         assert_eq!(check(json!({"nonce": "n2"})), Err(TokenError::Nonce));
-        assert_eq!(check(json!({"nonce": null})), Err(TokenError::Missing("nonce")));
+        assert_eq!(
+            check(json!({"nonce": null})),
+            Err(TokenError::Missing("nonce"))
+        );
         assert_eq!(check(json!({"exp": NOW - 3600})), Err(TokenError::Expired));
         assert_eq!(check(json!({"iat": NOW + 3600})), Err(TokenError::IssuedAt));
         assert_eq!(check(json!({"aud": "other"})), Err(TokenError::Audience));
         assert_eq!(check(json!({"azp": "other"})), Err(TokenError::Audience));
-        assert_eq!(check(json!({"iss": "https://idp.test/"})), Err(TokenError::Issuer));
+        assert_eq!(
+            check(json!({"iss": "https://idp.test/"})),
+            Err(TokenError::Issuer)
+        );
         assert_eq!(check(json!({"sub": ""})), Err(TokenError::Missing("sub")));
+    }
+
+    #[test]
+    fn userinfo_counts_only_for_the_same_subject() {
+        let mut claims = IdClaims {
+            subject: "alice".into(),
+            sid: None,
+            preferred_username: None,
+            email: None,
+            name: None,
+        };
+        claims.merge_userinfo(&super::tests::claims(
+            json!({"sub": "mallory", "preferred_username": "boss"}),
+        ));
+        assert_eq!(claims.preferred_username, None);
+        claims.merge_userinfo(&super::tests::claims(
+            json!({"sub": "alice", "preferred_username": "al"}),
+        ));
+        assert_eq!(claims.preferred_username.as_deref(), Some("al"));
     }
 
     #[test]
     fn unsigned_and_symmetric_tokens_are_refused_before_any_key() {
         // {"alg":"none"} . {} . (no signature)
-        assert_eq!(header("eyJhbGciOiJub25lIn0.e30."), Err(TokenError::Malformed));
+        assert_eq!(
+            header("eyJhbGciOiJub25lIn0.e30."),
+            Err(TokenError::Malformed)
+        );
         // {"alg":"HS256"}
         assert_eq!(
             header("eyJhbGciOiJIUzI1NiJ9.e30.c2ln"),
