@@ -17,7 +17,7 @@ E2E_LIMITS := REGISTER_MAX_PER_WINDOW=1000
 WASM_BUDGET_BROTLI := 165000
 
 .PHONY: run run-release watch csr-serve test tools tools-build lint unit unit-sqlite unit-postgres \
-        e2e bundle-budget e2e-csr watch-smoke screenshots soak bench wasm-size clean
+        e2e e2e-oidc bundle-budget e2e-csr watch-smoke screenshots soak bench wasm-size clean
 
 ## Serve the app at http://127.0.0.1:3000 (debug build; data in ./data/signoff.db).
 run: tools-build
@@ -37,10 +37,11 @@ csr-serve:
 	scripts/ensure-tools.sh csr
 	trunk serve --offline
 
-## Every test: formatting, clippy, unit + integration tests on SQLite and on PostgreSQL,
-## Playwright in Chromium on the release builds (server-rendered, and client-side-rendered for the
-## core flow), the bundle's size budget, the watch smoke test (debug build).
-test: tools lint unit e2e bundle-budget e2e-csr watch-smoke
+## Every test: formatting, clippy, unit + integration tests on SQLite and on PostgreSQL (with a
+## real OpenID Provider for single sign-on), Playwright in Chromium on the release builds
+## (server-rendered; single sign-on with two instances on PostgreSQL; client-side-rendered for
+## the core flow), the bundle's size budget, the watch smoke test (debug build).
+test: tools lint unit e2e e2e-oidc bundle-budget e2e-csr watch-smoke
 
 tools:
 	scripts/ensure-tools.sh all
@@ -85,6 +86,11 @@ soak:
 e2e:
 	rm -rf "$(E2E_DIR)" && mkdir -p "$(E2E_DIR)"
 	DATABASE_URL="sqlite://$(E2E_DIR)/signoff.db" RUST_LOG=warn $(E2E_LIMITS) cargo leptos end-to-end --release
+
+## Single sign-on in Chromium on the release build `make e2e` built: a real OpenID Provider
+## (scripts/idp), two instances sharing a fresh PostgreSQL database.
+e2e-oidc:
+	scripts/e2e-oidc.sh
 
 ## The release bundle `make e2e` built stays within WASM_BUDGET_BROTLI.
 bundle-budget:

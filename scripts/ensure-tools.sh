@@ -4,7 +4,8 @@
 # Usage: scripts/ensure-tools.sh [build|csr|all|bench]   (default: all)
 #   build: what `make run` needs (wasm target, cargo-leptos, wasm-bindgen CLI, wasm-opt from npm)
 #   csr:   build + Trunk, for the client-side-rendered build
-#   all:   csr + Chromium, brotli and Playwright's npm package, for `make test`
+#   all:   csr + Chromium, brotli, Playwright's npm package and the test OpenID Provider
+#          (npm oidc-provider, scripts/idp), for `make test`
 #   bench: build + wrk and brotli, for `make bench` (bench.py installs the Express peer itself)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,6 +88,12 @@ if [ "$what" = all ]; then
     log "installing end2end npm packages"
     # PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: the Debian Chromium is used; nothing is downloaded.
     (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+  fi
+  # The OpenID Provider the single sign-on tests run against (oidc-provider, pinned).
+  if [ ! -d scripts/idp/node_modules/oidc-provider ] \
+     || ! (cd scripts/idp && npm ls --depth=0 >/dev/null 2>&1); then
+    log "installing the test OpenID Provider (npm oidc-provider)"
+    (cd scripts/idp && npm ci --no-audit --no-fund)
   fi
 fi
 log "tools ready"

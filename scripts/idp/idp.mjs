@@ -11,7 +11,10 @@
 //     a test learns the relying party's random port only after the provider is up.
 //
 // Environment: IDP_PORT (0: any free port), IDP_CLIENTS (a JSON array of client metadata),
-// IDP_KEY_FILE (a JSON private JWK to sign with instead of a fresh one; key rotation tests).
+// IDP_KEY_FILE (a JSON private JWK to sign with instead of a fresh one; key rotation tests),
+// IDP_ISSUER_HOST (the host name in the issuer, default 127.0.0.1; the browser tests use
+// `localhost`, so that the provider's cookies are not the app's), IDP_EXIT_WITH_STDIN (default
+// 1: exit when standard input closes, so a test that dies takes its provider with it).
 // Prints one line of JSON when listening: {"issuer", "port", "key" (the private JWK), "pem"}.
 import { createPrivateKey, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -168,7 +171,7 @@ function send(res, status, type, body) {
 const server = http.createServer();
 server.listen(requestedPort, host, () => {
   const { port } = server.address();
-  const issuer = `http://${host}:${port}`;
+  const issuer = `http://${process.env.IDP_ISSUER_HOST || host}:${port}`;
   const provider = new Provider(issuer, configuration(issuer));
   const callback = provider.callback();
 
@@ -211,6 +214,8 @@ server.listen(requestedPort, host, () => {
 });
 
 // Ends with the test that started it: when its stdin closes, or on a signal.
-process.stdin.on('end', () => process.exit(0));
-process.stdin.resume();
+if (process.env.IDP_EXIT_WITH_STDIN !== '0') {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(0));

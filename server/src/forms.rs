@@ -50,12 +50,12 @@ pub async fn land_native_forms(
     else {
         return next.run(request).await;
     };
-    let response = next.run(request).await;
-    // A handler that already redirects (the sign-in flow's start, to the provider) says where
-    // the browser goes itself.
-    if response.status().is_redirection() {
-        return response;
+    // The single sign-on routes are no server functions: they answer a browser with their own
+    // redirects (to the provider, or back to the page with the flash) already.
+    if endpoint.starts_with("oidc/") {
+        return next.run(request).await;
     }
+    let response = next.run(request).await;
     let (mut parts, body) = response.into_parts();
 
     let mut location = "/".to_owned();
