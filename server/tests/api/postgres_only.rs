@@ -192,3 +192,40 @@ async fn a_listener_that_lost_its_connection_catches_up() {
         serde_json::json!({"reason": "ended", "same_session": false})
     );
 }
+
+/// A provider's back-channel logout reaches instance A; the session's page holds its stream on
+/// instance B. B must push the end at once (through NOTIFY), not at its next re-read.
+#[tokio::test]
+async fn a_provider_logout_on_one_instance_reaches_a_stream_on_the_other() {
+    use crate::idp::{app_with_idp, spawn_with, Browser};
+    require_postgres();
+    let (a, idp) = app_with_idp().await;
+    let b = spawn_with(&idp, &a.test_db, &[]).await;
+    let cookie = Browser::new().sign_in(&a, "pat").await;
+    let mut stream = b.open_events(&cookie).await;
+    // The provider's logout token for this session (signed with the provider's key), sent to
+    // A as the provider sends it.
+    let sid: String = app::on_db!(&a.db, |pool| {
+        sqlx::query_scalar("SELECT oidc_sid FROM tower_sessions WHERE id = $1")
+            .bind(&cookie)
+            .fetch_one(pool)
+            .await
+            .expect("sid")
+    });
+    let token = idp.logout_token(Some(&sid), None, serde_json::json!({}));
+    let started = std::time::Instant::now();
+    let response = a
+        .post(
+            "/api/oidc/test/backchannel-logout",
+            &[("logout_token", &token)],
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let ended = stream.ended(Duration::from_secs(5)).await;
+    let elapsed = started.elapsed();
+    assert_eq!(ended["reason"], "provider_logout");
+    println!("back-channel logout on A → session-ended on B: {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    assert_eq!(b.me(Some(&cookie)).await, None);
+}
