@@ -643,3 +643,34 @@ async fn without_providers_nothing_changes() {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers()["location"], "/");
 }
+
+#[tokio::test]
+async fn unfinished_sign_ins_are_throttled_per_address_and_finished_ones_are_not() {
+    let idp = Idp::start();
+    // Three unfinished sign-ins per address (three times the registration limit).
+    let app = spawn_with(
+        &idp,
+        &crate::helpers::TestDb::new().await,
+        &[("REGISTER_MAX_PER_WINDOW", "1")],
+    )
+    .await;
+    idp.register(&[&app], &client_id()).await;
+    // Finished sign-ins do not count.
+    for _ in 0..4 {
+        Browser::new().sign_in(&app, "quinn").await;
+    }
+    let start = format!("/api/oidc/{PROVIDER}/start");
+    let starts = (0..3).map(|_| async {
+        let browser = Browser::new();
+        let response = browser.post_form(&app.url(&start), &[]).await;
+        response.headers()["location"].to_str().map(str::to_owned).unwrap_or_default()
+    });
+    for location in futures_util::future::join_all(starts).await {
+        assert!(location.starts_with(&idp.issuer), "to the provider: {location}");
+    }
+    let browser = Browser::new();
+    let refused = browser.post_form(&app.url(&start), &[]).await;
+    assert_eq!(refused.headers()["location"], "/", "refused, back to the page");
+    let html = browser.follow(refused).await.text().await.expect("html");
+    assert!(html.contains("Too many"), "the page says why");
+}

@@ -98,6 +98,18 @@ pub fn register_buckets(settings: &ThrottleSettings, ip: Option<IpAddr>) -> Vec<
     .collect()
 }
 
+/// Sign-ins with a provider started from one client address and not (yet) finished, within the
+/// window: each one made a pre-login session, so a client that starts them without end is cut
+/// off at three times the registration limit. A finished sign-in stops counting.
+pub fn sso_buckets(settings: &ThrottleSettings, ip: Option<IpAddr>) -> Vec<Bucket> {
+    ip.map(|ip| Bucket {
+        key: format!("sso:{}", counting_key(ip)),
+        limit: settings.max_registrations.saturating_mul(3),
+    })
+    .into_iter()
+    .collect()
+}
+
 /// A reserved attempt. Dropping it keeps it counted (a failure); [`succeeded`](Self::succeeded)
 /// takes it back.
 #[must_use = "a reservation that succeeded must be taken back"]
@@ -107,6 +119,16 @@ pub struct Reservation {
 }
 
 impl Reservation {
+    /// The attempt's id, to finish it in a later request ([`Reservation::resume`]).
+    pub fn id(&self) -> &str {
+        &self.attempt
+    }
+
+    /// An attempt reserved by an earlier request (a sign-in with a provider spans two).
+    pub fn resume(attempt: String) -> Self {
+        Self { attempt }
+    }
+
     /// The attempt succeeded: it does not count. If this fails the attempt stays counted, which
     /// errs on the safe side, so the error is only logged.
     pub async fn succeeded(self, db: &Database) {

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{identities, token, Provider, Providers, SessionProvider};
 use crate::{
-    auth::ssr::{audit, AuthSession, RequestMeta},
+    auth::ssr::{audit, throttle, AuthSession, RequestMeta},
     error::AppError,
     landing::{FormError, OIDC_LINK, OIDC_LOGIN},
     now_ms,
@@ -48,6 +48,8 @@ struct Pending {
     /// Linking to this signed-in account, rather than signing in.
     link_to: Option<i64>,
     started_ms: i64,
+    /// The throttle's count of this unfinished sign-in (`throttle::sso_buckets`).
+    attempt: String,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -87,9 +89,10 @@ async fn start(state: AppState, id: String, request: Request, intent: Intent) ->
     // Only the request's parts are kept: a `Request` is not `Sync`, so a reference to it cannot
     // be held across an await of a handler's future.
     let auth = auth_session(&request);
+    let meta = request_meta(&state, &request);
     drop(request);
     let begun = match auth {
-        Ok(auth) => begin(&state, &id, auth, intent).await,
+        Ok(auth) => begin(&state, &id, auth, &meta, intent).await,
         Err(error) => Err(error),
     };
     match begun {
@@ -102,6 +105,7 @@ async fn begin(
     state: &AppState,
     id: &str,
     auth: AuthSession,
+    meta: &RequestMeta,
     intent: Intent,
 ) -> Result<String, AppError> {
     let provider = state
@@ -121,7 +125,21 @@ async fn begin(
         .metadata()
         .await
         .map_err(|error| unreachable_provider(provider, &error))?;
+    // Counted until its callback succeeds: each start makes a pre-login session.
+    let buckets = throttle::sso_buckets(&state.throttle, meta.ip);
+    let counted = throttle::reserve(&state.db, &state.throttle, &buckets)
+        .await
+        .map_err(|error| match error.retry_after {
+            Some(_) => AppError {
+                message: "Too many sign-ins were started from your network without finishing. \
+                          Wait a few minutes and try again."
+                    .into(),
+                ..error
+            },
+            None => error,
+        })?;
     let pending = Pending {
+        attempt: counted.id().to_owned(),
         provider: id.to_owned(),
         state: super::random_token(32)?,
         nonce: super::random_token(32)?,
@@ -277,6 +295,10 @@ async fn finish(
     }
 
     let issuer = &provider.settings.issuer;
+    // The provider vouched for this person: the sign-in no longer counts against the address.
+    throttle::Reservation::resume(pending.attempt.clone())
+        .succeeded(&state.db)
+        .await;
     match pending.link_to {
         Some(user_id) => {
             // Still the account that asked to link (not signed out or switched meanwhile)?
