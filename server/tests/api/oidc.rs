@@ -663,14 +663,56 @@ async fn unfinished_sign_ins_are_throttled_per_address_and_finished_ones_are_not
     let starts = (0..3).map(|_| async {
         let browser = Browser::new();
         let response = browser.post_form(&app.url(&start), &[]).await;
-        response.headers()["location"].to_str().map(str::to_owned).unwrap_or_default()
+        response.headers()["location"]
+            .to_str()
+            .map(str::to_owned)
+            .unwrap_or_default()
     });
     for location in futures_util::future::join_all(starts).await {
-        assert!(location.starts_with(&idp.issuer), "to the provider: {location}");
+        assert!(
+            location.starts_with(&idp.issuer),
+            "to the provider: {location}"
+        );
     }
     let browser = Browser::new();
     let refused = browser.post_form(&app.url(&start), &[]).await;
-    assert_eq!(refused.headers()["location"], "/", "refused, back to the page");
+    assert_eq!(
+        refused.headers()["location"],
+        "/",
+        "refused, back to the page"
+    );
     let html = browser.follow(refused).await.text().await.expect("html");
     assert!(html.contains("Too many"), "the page says why");
+}
+
+#[tokio::test]
+async fn signing_out_of_the_provider_too_works_without_javascript() {
+    let (app, idp) = app_with_idp().await;
+    let browser = Browser::new();
+    let cookie = browser.sign_in(&app, "rita").await;
+    // A native form post (the wasm not loaded, or JavaScript off).
+    let response = browser
+        .post_form(&app.url("/api/logout_provider"), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        location.starts_with(&format!("{}/session/end?", idp.issuer)),
+        "{location}"
+    );
+    assert_eq!(app.session_rows(&cookie).await, 0, "signed out here first");
+    // A password session has no provider to go to: it lands signed out.
+    let other = Browser::new();
+    other
+        .post_api(
+            &app.url("/api/register"),
+            &[("username", "sam"), ("password", PASSWORD)],
+        )
+        .await;
+    let response = other.post_form(&app.url("/api/logout_provider"), &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/?signed-out");
 }

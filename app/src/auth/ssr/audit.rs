@@ -98,21 +98,22 @@ pub async fn recent(
     user_id: i64,
     limit: u32,
 ) -> Result<Vec<ActivityEntry>, AppError> {
-    let rows: Vec<(i64, String, Option<String>, Option<String>, Option<String>)> =
-        on_db!(db, |pool| {
-            sqlx::query_as(
-                "SELECT at, event, session_tag, ip, detail FROM audit_events WHERE user_id = $1 \
+    /// at, event, session tag, address, detail.
+    type Row = (i64, String, Option<String>, Option<String>, Option<String>);
+    let rows: Vec<Row> = on_db!(db, |pool| {
+        sqlx::query_as(
+            "SELECT at, event, session_tag, ip, detail FROM audit_events WHERE user_id = $1 \
              ORDER BY at DESC, id DESC LIMIT $2",
-            )
-            .bind(user_id)
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
-        })
-        .map_err(|error| {
-            tracing::error!(%error, "could not read audit events");
-            AppError::unavailable()
-        })?;
+        )
+        .bind(user_id)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+    })
+    .map_err(|error| {
+        tracing::error!(%error, "could not read audit events");
+        AppError::unavailable()
+    })?;
     Ok(rows
         .into_iter()
         .map(|(at, event, session, ip, detail)| ActivityEntry {
