@@ -100,13 +100,18 @@ impl Idp {
     /// Registers `apps` (instances of one site, sharing the client) as the provider's client:
     /// their callbacks and post-logout URIs, the first one's back-channel logout URI.
     pub async fn register(&self, apps: &[&TestApp], client_id: &str) {
+        self.register_as(apps, client_id, PROVIDER).await;
+    }
+
+    /// [`Idp::register`] for the app's provider id `provider`.
+    pub async fn register_as(&self, apps: &[&TestApp], client_id: &str, provider: &str) {
         let uris = |path: &str| -> Vec<String> { apps.iter().map(|app| app.url(path)).collect() };
         let metadata = json!({
             "client_id": client_id,
             "client_secret": "test-client-secret-123",
-            "redirect_uris": uris(&format!("/api/oidc/{PROVIDER}/callback")),
+            "redirect_uris": uris(&format!("/api/oidc/{provider}/callback")),
             "post_logout_redirect_uris": uris("/?signed-out"),
-            "backchannel_logout_uri": apps[0].url(&format!("/api/oidc/{PROVIDER}/backchannel-logout")),
+            "backchannel_logout_uri": apps[0].url(&format!("/api/oidc/{provider}/backchannel-logout")),
             "backchannel_logout_session_required": true,
             "grant_types": ["authorization_code"],
             "response_types": ["code"],
@@ -295,8 +300,13 @@ impl Browser {
     /// Starts "Sign in with the test provider" (`path`: `start`, or `link` when signed in) and
     /// stops at the provider's login page; returns that page's form action.
     pub async fn to_provider_login(&self, app: &TestApp, path: &str) -> String {
+        self.to_login_of(app, PROVIDER, path).await
+    }
+
+    /// [`Browser::to_provider_login`] for the app's provider id `provider`.
+    pub async fn to_login_of(&self, app: &TestApp, provider: &str, path: &str) -> String {
         let response = self
-            .post_form(&app.url(&format!("/api/oidc/{PROVIDER}/{path}")), &[])
+            .post_form(&app.url(&format!("/api/oidc/{provider}/{path}")), &[])
             .await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "start redirects");
         let page = self.follow(response).await;

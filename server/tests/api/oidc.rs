@@ -716,3 +716,58 @@ async fn signing_out_of_the_provider_too_works_without_javascript() {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers()["location"], "/?signed-out");
 }
+
+#[tokio::test]
+async fn concurrent_unlinks_never_leave_an_account_without_a_way_in() {
+    // Two providers; an account with no password, linked to both.
+    let (one, two) = (Idp::start(), Idp::start());
+    let secret = "test-client-secret-123";
+    let id = client_id();
+    let app = crate::helpers::spawn_app_with(&[
+        ("OIDC_PROVIDERS", "test,second"),
+        ("OIDC_TEST_ISSUER", &one.issuer),
+        ("OIDC_TEST_CLIENT_ID", &id),
+        ("OIDC_TEST_CLIENT_SECRET", secret),
+        ("OIDC_SECOND_ISSUER", &two.issuer),
+        ("OIDC_SECOND_CLIENT_ID", &id),
+        ("OIDC_SECOND_CLIENT_SECRET", secret),
+    ])
+    .await;
+    one.register_as(&[&app], &id, "test").await;
+    two.register_as(&[&app], &id, "second").await;
+    let browser = Browser::new();
+    browser.sign_in(&app, "uma").await;
+    let action = browser.to_login_of(&app, "second", "link").await;
+    browser.provider_login(&action, "uma-two").await;
+    let cookie = browser.session(&app).expect("signed in");
+    let methods = app.get_json("/api/sign_in_methods", Some(&cookie)).await;
+    assert_eq!(methods["providers"][1]["linked"], true, "{methods}");
+
+    // Both unlinked at once, many times over: one may go, never both.
+    let url = app.url("/api/unlink_provider");
+    let (browser, url) = (&browser, &url);
+    let unlinks = (0..40).map(|i| async move {
+        let provider = if i % 2 == 0 { "test" } else { "second" };
+        browser
+            .post_api(url, &[("provider", provider)])
+            .await
+            .status()
+    });
+    let statuses = futures_util::future::join_all(unlinks).await;
+    let done = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(done, 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| [200, 400, 404].contains(&s.as_u16())),
+        "{statuses:?}"
+    );
+    let methods = app.get_json("/api/sign_in_methods", Some(&cookie)).await;
+    let linked = methods["providers"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|p| p["linked"] == true)
+        .count();
+    assert_eq!(linked, 1, "one way in remains: {methods}");
+}
