@@ -159,13 +159,7 @@ impl Default for MethodsResource {
 pub fn ProviderSignIn() -> impl IntoView {
     let auth = expect_context::<AuthState>();
     let providers = Resource::new(|| (), |_| list_providers());
-    let landed_error = move || {
-        auth.landing
-            .get()
-            .and_then(|landing| landing.error)
-            .filter(|error| error.endpoint == OIDC_LOGIN)
-            .map(|error| error.message)
-    };
+    let landed_error = move || auth.landed_error(&[OIDC_LOGIN]);
     view! {
         <Suspense>
             {move || {
@@ -260,13 +254,7 @@ pub fn SignInMethodsSection() -> impl IntoView {
         }
     });
     let pending = unlink.pending();
-    let landed_error = move || {
-        auth.landing
-            .get()
-            .and_then(|landing| landing.error)
-            .filter(|error| error.endpoint == OIDC_LINK || error.endpoint == "unlink_provider")
-            .map(|error| error.message)
-    };
+    let landed_error = move || auth.landed_error(&[OIDC_LINK, "unlink_provider"]);
     view! {
         <Transition>
             {move || {

@@ -48,6 +48,16 @@ impl AuthState {
         matches!(self.user.get_untracked(), Some(Ok(Some(_))))
     }
 
+    /// The message a native post of one of `forms` (their endpoints) landed with, if any.
+    /// Tracked: call it inside the view.
+    pub(crate) fn landed_error(&self, forms: &[&str]) -> Option<String> {
+        self.landing
+            .get()
+            .and_then(|landing| landing.error)
+            .filter(|error| forms.contains(&error.endpoint.as_str()))
+            .map(|error| error.message)
+    }
+
     /// This tab signed in: show the user, and tell the other tabs (they share the cookie).
     pub(crate) fn signed_in(&self, user: User) {
         self.notice.set(None);
@@ -337,13 +347,7 @@ fn CredentialsForm(
     let auth = expect_context::<AuthState>();
     let name = endpoint.trim_start_matches("/api/");
     // The error of this form's last native post (no JavaScript), until it is used in the page.
-    let landed_error = move || {
-        auth.landing
-            .get()
-            .and_then(|landing| landing.error)
-            .filter(|error| error.endpoint == name)
-            .map(|error| error.message)
-    };
+    let landed_error = move || auth.landed_error(&[name]);
     let error = move || match action.value().get() {
         Some(result) => result.err().map(|error| error.message),
         None => landed_error(),

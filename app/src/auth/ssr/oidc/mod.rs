@@ -153,7 +153,7 @@ impl Providers {
         for provider in self.iter() {
             let mut urls = vec![provider.settings.issuer.clone()];
             if let Ok(slot) = provider.metadata.try_lock() {
-                if let Some(cached) = slot.as_ref().and_then(|cached| cached.value.as_ref()) {
+                if let Some(cached) = slot.as_ref().and_then(|cached| cached.value.as_deref()) {
                     urls.push(cached.authorization_endpoint.clone());
                     urls.extend(cached.end_session_endpoint.clone());
                 }
@@ -177,11 +177,63 @@ fn origin_of(url: &str) -> Option<String> {
     origin.is_tuple().then(|| origin.ascii_serialization())
 }
 
-/// A fetched value and when; `value` is `None` after a failure (until the backoff passes).
+/// A value fetched from the provider, when, and when fetching it last failed.
 #[derive(Debug)]
 struct Cached<T> {
-    value: Option<T>,
-    at: Instant,
+    value: Option<Arc<T>>,
+    fetched: Instant,
+    failed: Option<Instant>,
+}
+
+/// The value in `slot` if it is younger than `max_age`; else `fetch`ed anew. One fetch at a time
+/// (the others wait for its result). After a failure the previous value, if any, stays in use,
+/// and no fetch is tried again for [`FAILURE_BACKOFF`]: a provider that is down costs one
+/// request's wait, not every request's.
+async fn cached<T>(
+    slot: &Mutex<Option<Cached<T>>>,
+    max_age: Duration,
+    fetch: impl std::future::Future<Output = Result<T, ProviderError>>,
+    provider: &str,
+    what: &str,
+) -> Result<Arc<T>, ProviderError> {
+    let mut slot = slot.lock().await;
+    if let Some(cached) = slot.as_ref() {
+        if let Some(value) = cached.value.as_ref().filter(|_| cached.fetched.elapsed() < max_age) {
+            return Ok(Arc::clone(value));
+        }
+        if cached.failed.is_some_and(|at| at.elapsed() < FAILURE_BACKOFF) {
+            return cached.value.clone().ok_or_else(|| {
+                ProviderError::Invalid(format!("the provider's {what} failed to load moments ago"))
+            });
+        }
+    }
+    match fetch.await {
+        Ok(value) => {
+            let value = Arc::new(value);
+            *slot = Some(Cached {
+                value: Some(Arc::clone(&value)),
+                fetched: Instant::now(),
+                failed: None,
+            });
+            Ok(value)
+        }
+        Err(error) => {
+            let previous = slot.take();
+            let value = previous.as_ref().and_then(|cached| cached.value.clone());
+            *slot = Some(Cached {
+                value: value.clone(),
+                fetched: previous.map_or_else(Instant::now, |cached| cached.fetched),
+                failed: Some(Instant::now()),
+            });
+            match value {
+                Some(value) => {
+                    tracing::warn!(provider, %error, "could not refresh the provider's {what}; using the previous one");
+                    Ok(value)
+                }
+                None => Err(error),
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -192,8 +244,8 @@ pub struct Provider {
     /// Where the provider sends the browser after "Sign out of NAME too"; register it there.
     pub post_logout_redirect_uri: String,
     http: reqwest::Client,
-    metadata: Mutex<Option<Cached<Arc<Metadata>>>>,
-    keys: Mutex<Option<Cached<Arc<JwkSet>>>>,
+    metadata: Mutex<Option<Cached<Metadata>>>,
+    keys: Mutex<Option<Cached<JwkSet>>>,
 }
 
 impl Provider {
@@ -206,48 +258,15 @@ impl Provider {
 
     /// The discovery document, fetched on first use and once a day after that.
     pub async fn metadata(&self) -> Result<Arc<Metadata>, ProviderError> {
-        let mut slot = self.metadata.lock().await;
-        if let Some(cached) = slot.as_ref() {
-            match &cached.value {
-                Some(value) if cached.at.elapsed() < METADATA_TTL => return Ok(Arc::clone(value)),
-                None if cached.at.elapsed() < FAILURE_BACKOFF => {
-                    return Err(ProviderError::Invalid(
-                        "the provider failed moments ago; not asking again yet".into(),
-                    ))
-                }
-                _ => {}
-            }
-        }
         let url = format!(
             "{}/.well-known/openid-configuration",
             self.settings.issuer.trim_end_matches('/')
         );
-        let fetched = self
-            .get_json::<Metadata>(&url)
-            .await
-            .and_then(|metadata| self.checked(metadata));
-        match fetched {
-            Ok(metadata) => {
-                let metadata = Arc::new(metadata);
-                *slot = Some(Cached {
-                    value: Some(Arc::clone(&metadata)),
-                    at: Instant::now(),
-                });
-                Ok(metadata)
-            }
-            Err(error) => {
-                // A document that was good stays in use while the provider is briefly away.
-                if let Some(value) = slot.as_ref().and_then(|cached| cached.value.clone()) {
-                    tracing::warn!(provider = %self.settings.id, %error, "could not refresh discovery; using the previous document");
-                    return Ok(value);
-                }
-                *slot = Some(Cached {
-                    value: None,
-                    at: Instant::now(),
-                });
-                Err(error)
-            }
-        }
+        let fetch = async {
+            let metadata = self.get_json::<Metadata>(&url).await?;
+            self.checked(metadata)
+        };
+        cached(&self.metadata, METADATA_TTL, fetch, &self.settings.id, "discovery document").await
     }
 
     /// Discovery §4.3: the document's issuer is exactly the configured one; its endpoints are
@@ -283,42 +302,9 @@ impl Provider {
     /// fetch again unless that was done moments ago.
     pub async fn keys(&self, refresh: bool) -> Result<Arc<JwkSet>, ProviderError> {
         let metadata = self.metadata().await?;
-        let mut slot = self.keys.lock().await;
-        if let Some(cached) = slot.as_ref() {
-            let age = cached.at.elapsed();
-            match &cached.value {
-                Some(keys) if age < KEYS_TTL && (!refresh || age < KEYS_MIN_REFRESH) => {
-                    return Ok(Arc::clone(keys))
-                }
-                None if age < FAILURE_BACKOFF => {
-                    return Err(ProviderError::Invalid(
-                        "the provider's keys failed to load moments ago".into(),
-                    ))
-                }
-                _ => {}
-            }
-        }
-        match self.get_json::<JwkSet>(&metadata.jwks_uri).await {
-            Ok(keys) => {
-                let keys = Arc::new(keys);
-                *slot = Some(Cached {
-                    value: Some(Arc::clone(&keys)),
-                    at: Instant::now(),
-                });
-                Ok(keys)
-            }
-            Err(error) => {
-                if let Some(keys) = slot.as_ref().and_then(|cached| cached.value.clone()) {
-                    tracing::warn!(provider = %self.settings.id, %error, "could not refresh keys; using the previous set");
-                    return Ok(keys);
-                }
-                *slot = Some(Cached {
-                    value: None,
-                    at: Instant::now(),
-                });
-                Err(error)
-            }
-        }
+        let max_age = if refresh { KEYS_MIN_REFRESH } else { KEYS_TTL };
+        let fetch = self.get_json::<JwkSet>(&metadata.jwks_uri);
+        cached(&self.keys, max_age, fetch, &self.settings.id, "keys").await
     }
 
     /// Verifies a token's signature against the provider's keys, fetching them again once if it
