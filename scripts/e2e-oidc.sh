@@ -6,6 +6,7 @@
 # and is stopped (and the database dropped) on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root="$PWD"
 
 A_PORT=${OIDC_E2E_A_PORT:-3201}
 B_PORT=${OIDC_E2E_B_PORT:-3202}
@@ -23,7 +24,7 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  TEST_DATABASE_URL="$pg" scripts/drop-test-databases.sh "$run" || true
+  TEST_DATABASE_URL="$pg" "$root/scripts/drop-test-databases.sh" "$run" || true
 }
 trap cleanup EXIT
 

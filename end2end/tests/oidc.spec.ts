@@ -176,7 +176,11 @@ test.describe('single sign-on @oidc', () => {
     const sent = Date.now();
     expect((await postLogoutToken(token)).status).toBe(200);
     console.log(`[oidc] back-channel token on A → page on B reset: ${await resetLatency(page, sent)} ms`);
-    await signInWithProvider(page, B, username);
+    // The provider's own session was not ended by that token: signing in again goes straight
+    // through (single sign-on), without the provider's login page.
+    await page.getByRole('button', { name: `Sign in with ${PROVIDER}` }).click();
+    await expect(page.getByText(`Signed in as ${username}`)).toBeVisible();
+    await expect(page.locator('body[data-live="connected"]')).toHaveCount(1);
     const replay = await postLogoutToken(token);
     expect(replay.status).toBe(400);
     expect(replay.body?.error_description).toContain('already used');
