@@ -12,9 +12,13 @@ E2E_DIR := $(CURDIR)/target/e2e
 E2E_LIMITS := REGISTER_MAX_PER_WINDOW=1000
 # The hydrate .wasm's budget, brotli -q 11 bytes, checked by `make test` on the release bundle
 # that `make e2e` builds. The goal is 100,000 (issue 13) and is not reached: the bundle measured
-# 163,559 (README, Benchmarks). This budget stops it growing while that work goes on; lower it
-# with every cut, never raise it without saying why in the commit.
-WASM_BUDGET_BROTLI := 165000
+# 163,559 before single sign-on (README, Benchmarks). This budget stops it growing while that work
+# goes on; lower it with every cut, never raise it without saying why in the commit.
+# Raised from 165,000 for single sign-on (issue 14): its page parts measured 14,075 bytes
+# (179,228 with, 165,153 without), of which the Security section's "Ways to sign in" (its own
+# resource and server function) is 8,300. The buttons are plain forms and the providers ride on
+# the page's landing data to keep the rest small.
+WASM_BUDGET_BROTLI := 180000
 
 .PHONY: run run-release watch csr-serve test tools tools-build lint unit unit-sqlite unit-postgres \
         e2e e2e-oidc bundle-budget e2e-csr watch-smoke screenshots soak bench wasm-size clean
@@ -109,6 +113,7 @@ screenshots:
 	rm -rf "$(E2E_DIR)" && mkdir -p "$(E2E_DIR)"
 	DATABASE_URL="sqlite://$(E2E_DIR)/signoff.db" RUST_LOG=warn SIGNOFF_SCREENSHOTS=docs $(E2E_LIMITS) \
 	  cargo leptos end-to-end --release
+	SIGNOFF_SCREENSHOTS=docs scripts/e2e-oidc.sh
 
 ## Signoff against the seed's Express stack, side by side (bench/README.md). Not part of `make test`.
 ## Writes bench/results/latest.{json,md}. BENCH_SECONDS, BENCH_ROUNDS, BENCH_BACKENDS tune it.

@@ -44,13 +44,17 @@ pub const OIDC_LOGIN: &str = "oidc_login";
 /// The "form" of a failed link of a provider to the signed-in account.
 pub const OIDC_LINK: &str = "oidc_link";
 
-/// What the page shows on arrival after a native form post.
+/// What the page shows on arrival after a native form post, and the single sign-on providers
+/// it offers (read with it, once per page render, so that they cost no request of their own).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Landing {
     /// The person just signed out here.
     pub signed_out: bool,
     /// The form post that failed, and why.
     pub error: Option<FormError>,
+    /// "Sign in with NAME" for each of these (none: single sign-on is not configured).
+    #[serde(default)]
+    pub providers: Vec<crate::auth::ProviderInfo>,
 }
 
 /// A form post that failed: which form, and the error's message (already written for people).
@@ -141,9 +145,13 @@ pub fn take() -> Landing {
             }
         }
     }
+    let providers = use_context::<crate::state::AppState>()
+        .map(|state| state.oidc.iter().map(|provider| provider.info()).collect())
+        .unwrap_or_default();
     Landing {
         signed_out,
         error: flash.as_deref().and_then(FormError::decode),
+        providers,
     }
 }
 

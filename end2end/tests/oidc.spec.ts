@@ -1,5 +1,6 @@
 import { createPrivateKey, createSign, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 
 import { request as apiRequest, type Browser, type BrowserContext, type Page } from '@playwright/test';
 
@@ -18,6 +19,10 @@ const CLIENT_ID = process.env.OIDC_CLIENT_ID ?? 'signoff-e2e';
 const PROVIDER = 'Test IdP';
 const BACKCHANNEL = `${A}/api/oidc/idp/backchannel-logout`;
 const NOTICE = `You were signed out by ${PROVIDER}. Please sign in again.`;
+// As in screenshots.spec: docs/screenshots/ for `make screenshots`, test-results/ otherwise.
+const SHOTS = process.env.SIGNOFF_SCREENSHOTS === 'docs'
+  ? path.join(__dirname, '..', '..', 'docs', 'screenshots')
+  : path.join(__dirname, '..', 'test-results', 'screenshots');
 
 /** Signs in with the provider from the app's page, as `username` there. */
 async function signInWithProvider(page: Page, base: string, username: string) {
@@ -99,8 +104,13 @@ async function anotherContext(browser: Browser, from: BrowserContext) {
 
 test.describe('single sign-on @oidc', () => {
   test('signing out at the provider resets the open pages on both instances within a second', async ({ browser, page, context }) => {
-    const username = uniqueName('sso');
+    const username = process.env.SIGNOFF_SCREENSHOTS === 'docs' ? 'grace' : uniqueName('sso');
+    await page.setViewportSize({ width: 960, height: 720 });
+    await page.goto(A);
+    await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
+    await page.screenshot({ path: path.join(SHOTS, 'sso-signed-out.png'), fullPage: true });
     await signInWithProvider(page, A, username);
+    await page.screenshot({ path: path.join(SHOTS, 'sso-signed-in.png'), fullPage: true });
     // The same browser's page on instance B: the session is in the shared database.
     const pageB = await context.newPage();
     await pageB.goto(B);
@@ -124,6 +134,7 @@ test.describe('single sign-on @oidc', () => {
     });
     const onA = await resetLatency(page, actedAt);
     const onB = await resetLatency(pageB, actedAt);
+    await page.screenshot({ path: path.join(SHOTS, 'sso-signed-out-by-provider.png') });
     console.log(`[oidc] provider logout → page reset: ${onA} ms on instance A (the one called), ${onB} ms on instance B`);
     expect(onA).toBeLessThan(1000);
     expect(onB).toBeLessThan(1000);

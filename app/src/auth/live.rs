@@ -268,9 +268,14 @@ mod client {
         match (current_user().await, shown) {
             (Ok(None), Some(_)) => auth.ended_elsewhere(EndReason::Ended, false),
             (Ok(Some(user)), None) => auth.user.set(Some(Ok(Some(user)))),
-            (Ok(Some(user)), Some(was)) if user != was => auth.switched_to(user),
-            // Same user: the session may have a new id, so listen again.
-            (Ok(Some(_)), Some(_)) => auth.renewals.update(|n| *n += 1),
+            (Ok(Some(user)), Some(was)) if user.id != was.id => auth.switched_to(user),
+            // Same user: the session may have a new id (and another way in), so listen again.
+            (Ok(Some(user)), Some(was)) => {
+                if user != was {
+                    auth.user.set(Some(Ok(Some(user))));
+                }
+                auth.renewals.update(|n| *n += 1);
+            }
             (Ok(None), None) | (Err(_), _) => {}
         }
     }

@@ -35,6 +35,10 @@ use crate::error::AppError;
 pub struct User {
     pub id: i64,
     pub username: String,
+    /// The name of the identity provider this session was signed in through (single sign-on),
+    /// if any; the page offers "Sign out of NAME too". Absent from the JSON for a password session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 /// One of the user's sessions, as `GET /api/sessions` lists it.
@@ -75,5 +79,10 @@ pub struct ActivityEntry {
 #[server(prefix = "/api", endpoint = "me", input = GetUrl)]
 pub async fn current_user() -> Result<Option<User>, AppError> {
     let auth = ssr::auth_session().await?;
-    Ok(auth.user.as_ref().map(User::from))
+    let Some(record) = auth.user.as_ref() else {
+        return Ok(None);
+    };
+    let mut user = User::from(record);
+    user.provider = ssr::oidc::session_provider(&auth).await?;
+    Ok(Some(user))
 }

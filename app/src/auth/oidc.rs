@@ -2,10 +2,10 @@
 //! unlinking a provider, and the buttons. The flow itself (redirects, tokens) is server-only, in
 //! `ssr::oidc`; "Sign out of NAME too" is `logout::logout_provider`.
 
-use leptos::{ev::SubmitEvent, prelude::*, server_fn::codec::GetUrl, server_fn::ServerFn};
+use leptos::{prelude::*, server_fn::codec::GetUrl, server_fn::ServerFn};
 use serde::{Deserialize, Serialize};
 
-use super::{live::EndReason, logout_provider, ui::AuthState, LogoutProvider};
+use super::{ui::AuthState, LogoutProvider};
 use crate::{
     error::AppError,
     landing::{OIDC_LINK, OIDC_LOGIN},
@@ -137,200 +137,99 @@ pub async fn unlink_provider(provider: String) -> Result<(), AppError> {
     }
 }
 
-/// The signed-in page's [`SignInMethods`], shared by the account card and the Security section.
-#[derive(Clone, Copy)]
-pub struct MethodsResource(pub Resource<Result<SignInMethods, AppError>>);
-
-impl MethodsResource {
-    pub fn new() -> Self {
-        Self(Resource::new(|| (), |_| list_sign_in_methods()))
-    }
-}
-
-impl Default for MethodsResource {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// "Sign in with NAME", one button per provider, on the signed-out page. Each is a plain form
 /// post (no interception): the browser goes to the provider and comes back signed in.
 #[component]
 pub fn ProviderSignIn() -> impl IntoView {
     let auth = expect_context::<AuthState>();
-    let providers = Resource::new(|| (), |_| list_providers());
-    let landed_error = move || auth.landed_error(&[OIDC_LOGIN]);
-    view! {
-        <Suspense>
-            {move || {
-                providers
-                    .get()
-                    .and_then(Result::ok)
-                    .filter(|list| !list.is_empty())
-                    .map(|list| {
-                        view! {
-                            <section class="card sso" aria-labelledby="sso-heading">
-                                <h2 id="sso-heading">"Single sign-on"</h2>
-                                {list
-                                    .into_iter()
-                                    .map(|provider| {
-                                        view! {
-                                            <form method="post" action=format!("/api/oidc/{}/start", provider.id)>
-                                                <button type="submit" class="btn">
-                                                    "Sign in with " {provider.name}
-                                                </button>
-                                            </form>
-                                        }
-                                    })
-                                    .collect_view()}
-                                {move || landed_error().map(|message| view! { <p class="error" role="alert">{message}</p> })}
-                            </section>
-                        }
-                    })
-            }}
-        </Suspense>
+    move || {
+        let providers = auth.landing.get().map(|landing| landing.providers)?;
+        (!providers.is_empty()).then(|| {
+            view! {
+                <section class="card sso" aria-labelledby="sso-heading">
+                    <h2 id="sso-heading">"Single sign-on"</h2>
+                    {providers
+                        .into_iter()
+                        .map(|provider| {
+                            view! {
+                                <form method="post" action=format!("/api/oidc/{}/start", provider.id)>
+                                    <button type="submit" class="btn">
+                                        "Sign in with " {provider.name}
+                                    </button>
+                                </form>
+                            }
+                        })
+                        .collect_view()}
+                    {auth.landed_error(&[OIDC_LOGIN]).map(|message| view! { <p class="error" role="alert">{message}</p> })}
+                </section>
+            }
+        })
     }
 }
 
-/// "Sign out of NAME too", beside Sign out, for a session signed in through a provider. Ends the
-/// Signoff session first (the same sequence as Sign out), then goes to the provider's sign-out.
+/// "Sign out of NAME too", beside Sign out, for a session signed in through `provider` (its name): a plain
+/// form post, since the browser leaves for the provider anyway. The server ends the Signoff
+/// session first (the same sequence as Sign out, which also tells this session's other tabs)
+/// and answers with a redirect to the provider's sign-out (`server/src/forms.rs`).
 #[component]
-pub fn ProviderSignOut() -> impl IntoView {
-    let auth = expect_context::<AuthState>();
-    let methods = expect_context::<MethodsResource>().0;
-    let sign_out = Action::new(move |_: &()| async move {
-        let result = logout_provider().await;
-        if let Ok(url) = &result {
-            auth.ended_here(EndReason::SignedOut, "You signed out.");
-            go_to(url.as_deref());
-        }
-        result
-    });
-    let pending = sign_out.pending();
+pub fn ProviderSignOut(provider: String) -> impl IntoView {
     view! {
-        <Suspense>
-            {move || {
-                methods
-                    .get()
-                    .and_then(Result::ok)
-                    .and_then(|methods| methods.session_provider)
-                    .map(|provider| {
-                        view! {
-                            <form
-                                method="post"
-                                action={<LogoutProvider as ServerFn>::PATH}
-                                on:submit=move |event: SubmitEvent| {
-                                    event.prevent_default();
-                                    sign_out.dispatch(());
-                                }
-                            >
-                                <button type="submit" class="btn" disabled=pending>
-                                    "Sign out of " {provider.name} " too"
-                                </button>
-                            </form>
-                        }
-                    })
-            }}
-        </Suspense>
-        {move || sign_out.value().get().and_then(Result::err).map(|error| {
-            view! { <p class="error" role="alert">"Sign-out failed: " {error.message}</p> }
-        })}
+        <form method="post" action={<LogoutProvider as ServerFn>::PATH}>
+            <button type="submit" class="btn">"Sign out of " {provider} " too"</button>
+        </form>
     }
 }
 
 /// The Security section's "Ways to sign in": the password and each provider, linked (with
-/// Unlink, while another way in remains) or not (with Link, a visit to the provider). Nothing
-/// shows when no provider is configured.
+/// Unlink, while another way in remains) or not (with Link, a visit to the provider). Link and
+/// Unlink are plain form posts that come back to the page. Nothing shows when no provider is
+/// configured.
 #[component]
 pub fn SignInMethodsSection() -> impl IntoView {
     let auth = expect_context::<AuthState>();
-    let methods = expect_context::<MethodsResource>().0;
-    let unlink = Action::new(move |id: &String| {
-        let id = id.clone();
-        async move {
-            let result = unlink_provider(id).await;
-            methods.refetch();
-            result
-        }
-    });
-    let pending = unlink.pending();
-    let landed_error = move || auth.landed_error(&[OIDC_LINK, "unlink_provider"]);
-    view! {
-        <Transition>
-            {move || {
-                methods
-                    .get()
-                    .and_then(Result::ok)
-                    .filter(|methods| !methods.providers.is_empty())
-                    .map(|methods| {
-                        let rows = methods
-                            .providers
-                            .iter()
-                            .map(|method| {
-                                let id = method.provider.id.clone();
-                                let name = method.provider.name.clone();
-                                let can_unlink = methods.can_unlink(&id);
-                                if method.linked {
-                                    view! {
-                                        <li>
-                                            <span>{name.clone()} " · linked"</span>
-                                            <button
-                                                type="button"
-                                                class="btn small"
-                                                aria-label=format!("Unlink {name}")
-                                                disabled=move || pending.get() || !can_unlink
-                                                on:click=move |_| {
-                                                    unlink.dispatch(id.clone());
-                                                }
-                                            >
-                                                "Unlink"
-                                            </button>
-                                            {(!can_unlink).then(|| view! {
-                                                <span class="hint">" Your only way to sign in."</span>
-                                            })}
-                                        </li>
-                                    }
-                                    .into_any()
-                                } else {
-                                    view! {
-                                        <li>
-                                            <form method="post" action=format!("/api/oidc/{id}/link")>
-                                                <button type="submit" class="btn small">
-                                                    "Link " {name}
-                                                </button>
-                                            </form>
-                                        </li>
-                                    }
-                                    .into_any()
-                                }
-                            })
-                            .collect_view();
-                        view! {
-                            <h3 id="methods-heading">"Ways to sign in"</h3>
-                            <ul class="methods" aria-labelledby="methods-heading">
-                                <li>
-                                    {if methods.has_password { "Password · set" } else { "Password · none" }}
-                                </li>
-                                {rows}
-                            </ul>
-                        }
-                    })
-            }}
-        </Transition>
-        {move || unlink.value().get().and_then(Result::err).map(|error| {
-            view! { <p class="error" role="alert">"Could not unlink: " {error.message}</p> }
-        })}
-        {move || landed_error().map(|message| view! { <p class="error" role="alert">{message}</p> })}
+    let methods = Resource::new(|| (), |_| list_sign_in_methods());
+    move || {
+        let methods = methods
+            .get()?
+            .ok()
+            .filter(|methods| !methods.providers.is_empty())?;
+        let rows = methods
+            .providers
+            .iter()
+            .map(|method| {
+                let id = method.provider.id.clone();
+                let name = method.provider.name.clone();
+                let (action, label, hint) = match (method.linked, methods.can_unlink(&id)) {
+                    (false, _) => (format!("/api/oidc/{id}/link"), format!("Link {name}"), None),
+                    (true, can) => (
+                        <UnlinkProvider as ServerFn>::PATH.to_owned(),
+                        format!("Unlink {name}"),
+                        (!can).then_some(" Your only way to sign in."),
+                    ),
+                };
+                view! {
+                    <li>
+                        <span>{name} {if method.linked { " · linked" } else { "" }}</span>
+                        <form method="post" action=action>
+                            <input type="hidden" name="provider" value=id />
+                            <button type="submit" class="btn small" disabled=hint.is_some()>
+                                {label}
+                            </button>
+                        </form>
+                        {hint.map(|hint| view! { <span class="hint">{hint}</span> })}
+                    </li>
+                }
+            })
+            .collect_view();
+        Some(view! {
+            <h3 id="methods-heading">"Ways to sign in"</h3>
+            <ul class="methods" aria-labelledby="methods-heading">
+                <li>{if methods.has_password { "Password · set" } else { "Password · none" }}</li>
+                {rows}
+            </ul>
+            {auth.landed_error(&[OIDC_LINK, "unlink_provider"]).map(|message| {
+                view! { <p class="error" role="alert">{message}</p> }
+            })}
+        })
     }
-}
-
-/// After "Sign out of NAME too": on to the provider, or (none to go to) stay on the signed-out
-/// page.
-fn go_to(url: Option<&str>) {
-    #[cfg(feature = "browser")]
-    if let Some(url) = url {
-        let _ = window().location().assign(url);
-    }
-    #[cfg(not(feature = "browser"))]
-    let _ = url;
 }

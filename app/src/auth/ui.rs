@@ -113,17 +113,30 @@ impl AuthState {
     pub(crate) fn signed_out(&self, notice: &str) {
         self.notice.set(Some(notice.to_owned()));
         self.user.set(Some(Ok(None)));
-        self.landing.set(Some(Landing::default()));
+        // What the page landed with is used up; the providers it offers stay.
+        self.landing.update(|landing| {
+            if let Some(landing) = landing {
+                *landing = Landing {
+                    providers: std::mem::take(&mut landing.providers),
+                    ..Landing::default()
+                };
+            }
+        });
         forget_server_rendered_data();
     }
 }
 
-/// The landing of this page render: on the server, read from the request; in the browser (a
-/// client-side-rendered app) there is none, since that build always has JavaScript.
+/// The landing of this page render: on the server, read from the request. A client-side-rendered
+/// app (which always has JavaScript) lands with nothing, and asks for the providers.
 async fn read_landing() -> Landing {
     #[cfg(feature = "ssr")]
     return crate::landing::take();
-    #[cfg(not(feature = "ssr"))]
+    #[cfg(feature = "csr")]
+    return Landing {
+        providers: super::oidc::list_providers().await.unwrap_or_default(),
+        ..Landing::default()
+    };
+    #[cfg(not(any(feature = "ssr", feature = "csr")))]
     Landing::default()
 }
 
@@ -200,7 +213,6 @@ fn LoadFailed(error: AppError) -> impl IntoView {
 #[component]
 fn SignedIn(user: User) -> impl IntoView {
     let auth = expect_context::<AuthState>();
-    provide_context(super::oidc::MethodsResource::new());
     let sign_out = Action::new(move |_: &()| async move {
         let result = logout().await;
         if result.is_ok() {
@@ -247,7 +259,7 @@ fn SignedIn(user: User) -> impl IntoView {
                     {move || if pending.get() { "Signing out…" } else { "Sign out" }}
                 </button>
             </form>
-            <super::oidc::ProviderSignOut />
+            {user.provider.map(|provider| view! { <super::oidc::ProviderSignOut provider /> })}
             {move || {
                 error()
                     .map(|error| {

@@ -37,6 +37,7 @@ impl From<&UserRecord> for User {
         User {
             id: record.id,
             username: record.username.clone(),
+            provider: None,
         }
     }
 }

@@ -198,10 +198,17 @@ async fn cached<T>(
 ) -> Result<Arc<T>, ProviderError> {
     let mut slot = slot.lock().await;
     if let Some(cached) = slot.as_ref() {
-        if let Some(value) = cached.value.as_ref().filter(|_| cached.fetched.elapsed() < max_age) {
+        if let Some(value) = cached
+            .value
+            .as_ref()
+            .filter(|_| cached.fetched.elapsed() < max_age)
+        {
             return Ok(Arc::clone(value));
         }
-        if cached.failed.is_some_and(|at| at.elapsed() < FAILURE_BACKOFF) {
+        if cached
+            .failed
+            .is_some_and(|at| at.elapsed() < FAILURE_BACKOFF)
+        {
             return cached.value.clone().ok_or_else(|| {
                 ProviderError::Invalid(format!("the provider's {what} failed to load moments ago"))
             });
@@ -266,7 +273,14 @@ impl Provider {
             let metadata = self.get_json::<Metadata>(&url).await?;
             self.checked(metadata)
         };
-        cached(&self.metadata, METADATA_TTL, fetch, &self.settings.id, "discovery document").await
+        cached(
+            &self.metadata,
+            METADATA_TTL,
+            fetch,
+            &self.settings.id,
+            "discovery document",
+        )
+        .await
     }
 
     /// Discovery §4.3: the document's issuer is exactly the configured one; its endpoints are
@@ -512,6 +526,23 @@ pub struct SessionProvider {
     pub provider: String,
     pub sid: Option<String>,
     pub id_token: String,
+}
+
+/// The provider the session in hand was signed in through, as the page names it. Reads only
+/// the session already loaded; nothing at all when no provider is configured.
+pub async fn session_provider(
+    auth: &super::AuthSession,
+) -> Result<Option<String>, crate::error::AppError> {
+    let state = super::app_state()?;
+    if state.oidc.is_empty() {
+        return Ok(None);
+    }
+    Ok(auth
+        .session
+        .get::<SessionProvider>(SESSION_KEY)
+        .await?
+        .and_then(|via| state.oidc.get(&via.provider))
+        .map(|provider| provider.settings.name.clone()))
 }
 
 /// The session data key of [`SessionProvider`]; `session::Store` copies `provider` and `sid`
