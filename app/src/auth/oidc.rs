@@ -188,7 +188,9 @@ pub fn ProviderSignOut(provider: String) -> impl IntoView {
 pub fn SignInMethodsSection() -> impl IntoView {
     let auth = expect_context::<AuthState>();
     let methods = Resource::new(|| (), |_| list_sign_in_methods());
-    move || {
+    // Inside a Transition, as every resource of the page: the server renders what it loaded,
+    // and hydration finds the same.
+    let section = move || {
         let methods = methods
             .get()?
             .ok()
@@ -231,5 +233,6 @@ pub fn SignInMethodsSection() -> impl IntoView {
                 view! { <p class="error" role="alert">{message}</p> }
             })}
         })
-    }
+    };
+    view! { <Transition>{section}</Transition> }
 }
