@@ -191,8 +191,11 @@ pub fn SignInMethodsSection() -> impl IntoView {
     // Inside a Transition, as every resource of the page: the server renders what it loaded,
     // and hydration finds the same.
     let section = move || {
+        // `try_get`: the page may be resetting (signed out), disposing this section while the
+        // landing it also reads changes.
         let methods = methods
-            .get()?
+            .try_get()
+            .flatten()?
             .ok()
             .filter(|methods| !methods.providers.is_empty())?;
         let rows = methods
