@@ -210,6 +210,35 @@ pub async fn spawn_with(idp: &Idp, db: &TestDb, extra: &[(&str, &str)]) -> TestA
     spawn_app_on(db, &vars).await
 }
 
+/// The provider and the provider's session id (`sid`) of a session, as the store keeps them.
+pub async fn provider_columns(app: &TestApp, cookie: &str) -> (Option<String>, Option<String>) {
+    app::on_db!(&app.db, |pool| {
+        sqlx::query_as("SELECT oidc_provider, oidc_sid FROM tower_sessions WHERE id = $1")
+            .bind(cookie)
+            .fetch_one(pool)
+            .await
+            .expect("the session row")
+    })
+}
+
+/// The provider's session id of a session signed in through it.
+pub async fn sid_of(app: &TestApp, cookie: &str) -> String {
+    provider_columns(app, cookie)
+        .await
+        .1
+        .expect("a provider session has its sid")
+}
+
+/// Posts a logout token to `app`'s back-channel logout endpoint, as the provider does.
+pub async fn backchannel(app: &TestApp, token: &str) -> Response {
+    app.post(
+        &format!("/api/oidc/{PROVIDER}/backchannel-logout"),
+        &[("logout_token", token)],
+        None,
+    )
+    .await
+}
+
 /// A browser: keeps cookies (the app's and the provider's, both on 127.0.0.1) and follows
 /// redirects step by step, like a person's would.
 pub struct Browser {

@@ -9,38 +9,11 @@ use serde_json::{json, Value};
 
 use crate::{
     helpers::{cache_control, spawn_app, PASSWORD},
-    idp::{app_with_idp, client_id, now_secs, spawn_with, Browser, Idp, PROVIDER, PROVIDER_NAME},
+    idp::{
+        app_with_idp, backchannel, client_id, now_secs, provider_columns, sid_of, spawn_with,
+        Browser, Idp, PROVIDER, PROVIDER_NAME,
+    },
 };
-
-/// The provider's session id (`sid`) and name of a session, as the store keeps them.
-async fn provider_columns(
-    app: &crate::helpers::TestApp,
-    cookie: &str,
-) -> (Option<String>, Option<String>) {
-    app::on_db!(&app.db, |pool| {
-        sqlx::query_as("SELECT oidc_provider, oidc_sid FROM tower_sessions WHERE id = $1")
-            .bind(cookie)
-            .fetch_one(pool)
-            .await
-            .expect("the session row")
-    })
-}
-
-async fn sid_of(app: &crate::helpers::TestApp, cookie: &str) -> String {
-    provider_columns(app, cookie)
-        .await
-        .1
-        .expect("a provider session has its sid")
-}
-
-async fn backchannel(app: &crate::helpers::TestApp, token: &str) -> reqwest::Response {
-    app.post(
-        &format!("/api/oidc/{PROVIDER}/backchannel-logout"),
-        &[("logout_token", token)],
-        None,
-    )
-    .await
-}
 
 #[tokio::test]
 async fn signing_in_with_a_provider_creates_an_account_on_a_new_session_id() {

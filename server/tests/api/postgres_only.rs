@@ -197,7 +197,7 @@ async fn a_listener_that_lost_its_connection_catches_up() {
 /// instance B. B must push the end at once (through NOTIFY), not at its next re-read.
 #[tokio::test]
 async fn a_provider_logout_on_one_instance_reaches_a_stream_on_the_other() {
-    use crate::idp::{app_with_idp, spawn_with, Browser};
+    use crate::idp::{app_with_idp, backchannel, sid_of, spawn_with, Browser};
     require_postgres();
     let (a, idp) = app_with_idp().await;
     let b = spawn_with(&idp, &a.test_db, &[]).await;
@@ -205,23 +205,10 @@ async fn a_provider_logout_on_one_instance_reaches_a_stream_on_the_other() {
     let mut stream = b.open_events(&cookie).await;
     // The provider's logout token for this session (signed with the provider's key), sent to
     // A as the provider sends it.
-    let sid: String = app::on_db!(&a.db, |pool| {
-        sqlx::query_scalar("SELECT oidc_sid FROM tower_sessions WHERE id = $1")
-            .bind(&cookie)
-            .fetch_one(pool)
-            .await
-            .expect("sid")
-    });
+    let sid = sid_of(&a, &cookie).await;
     let token = idp.logout_token(Some(&sid), None, serde_json::json!({}));
     let started = std::time::Instant::now();
-    let response = a
-        .post(
-            "/api/oidc/test/backchannel-logout",
-            &[("logout_token", &token)],
-            None,
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(backchannel(&a, &token).await.status(), StatusCode::OK);
     let ended = stream.ended(Duration::from_secs(5)).await;
     let elapsed = started.elapsed();
     assert_eq!(ended["reason"], "provider_logout");
