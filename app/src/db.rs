@@ -102,7 +102,10 @@ impl Database {
                             .test_before_acquire(false)
                             .connect_with(options.clone())
                     },
-                    is_sqlite_busy,
+                    // A new file's first connection (WAL switch, fsyncs) can also take longer than
+                    // the acquire timeout on a machine busy writing to disk: that is not fatal
+                    // either.
+                    |error| is_sqlite_busy(error) || matches!(error, sqlx::Error::PoolTimedOut),
                 )
                 .await
                 .map_err(DatabaseSetupError::Connect)?;
