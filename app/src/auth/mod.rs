@@ -83,6 +83,9 @@ pub async fn current_user() -> Result<Option<User>, AppError> {
         return Ok(None);
     };
     let mut user = User::from(record);
-    user.provider = ssr::oidc::session_provider(&auth).await?;
+    let state = ssr::app_state()?;
+    user.provider = ssr::oidc::session_provider(&auth, &state.oidc)
+        .await?
+        .map(|provider| provider.name);
     Ok(Some(user))
 }

@@ -76,16 +76,7 @@ pub async fn list_sign_in_methods() -> Result<SignInMethods, AppError> {
             tracing::error!(%error, "could not read the account's identities");
             AppError::unavailable()
         })?;
-    let session_provider = auth
-        .session
-        .get::<oidc::SessionProvider>(oidc::SESSION_KEY)
-        .await?
-        .and_then(|via| {
-            state
-                .oidc
-                .get(&via.provider)
-                .map(|provider| provider.info())
-        });
+    let session_provider = oidc::session_provider(&auth, &state.oidc).await?;
     Ok(SignInMethods {
         providers: state
             .oidc

@@ -532,17 +532,17 @@ pub struct SessionProvider {
 /// the session already loaded; nothing at all when no provider is configured.
 pub async fn session_provider(
     auth: &super::AuthSession,
-) -> Result<Option<String>, crate::error::AppError> {
-    let state = super::app_state()?;
-    if state.oidc.is_empty() {
+    providers: &Providers,
+) -> Result<Option<ProviderInfo>, crate::error::AppError> {
+    if providers.is_empty() {
         return Ok(None);
     }
     Ok(auth
         .session
         .get::<SessionProvider>(SESSION_KEY)
         .await?
-        .and_then(|via| state.oidc.get(&via.provider))
-        .map(|provider| provider.settings.name.clone()))
+        .and_then(|via| providers.get(&via.provider))
+        .map(Provider::info))
 }
 
 /// The session data key of [`SessionProvider`]; `session::Store` copies `provider` and `sid`
