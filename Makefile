@@ -21,7 +21,7 @@ E2E_LIMITS := REGISTER_MAX_PER_WINDOW=1000
 WASM_BUDGET_BROTLI := 180000
 
 .PHONY: run run-release watch csr-serve test tools tools-build lint unit unit-sqlite unit-postgres \
-        e2e e2e-oidc bundle-budget e2e-csr watch-smoke screenshots soak bench wasm-size clean
+        e2e e2e-secure e2e-oidc bundle-budget e2e-csr watch-smoke screenshots soak bench wasm-size clean
 
 ## Serve the app at http://127.0.0.1:3000 (debug build; data in ./data/signoff.db).
 run: tools-build
@@ -43,9 +43,10 @@ csr-serve:
 
 ## Every test: formatting, clippy, unit + integration tests on SQLite and on PostgreSQL (with a
 ## real OpenID Provider for single sign-on), Playwright in Chromium on the release builds
-## (server-rendered; single sign-on with two instances on PostgreSQL; client-side-rendered for
-## the core flow), the bundle's size budget, the watch smoke test (debug build).
-test: tools lint unit e2e e2e-oidc bundle-budget e2e-csr watch-smoke
+## (server-rendered; the secure cookie mode on http://localhost; single sign-on with two
+## instances on PostgreSQL; client-side-rendered for the core flow), the bundle's size budget,
+## the watch smoke test (debug build).
+test: tools lint unit e2e e2e-secure e2e-oidc bundle-budget e2e-csr watch-smoke
 
 tools:
 	scripts/ensure-tools.sh all
@@ -90,6 +91,12 @@ soak:
 e2e:
 	rm -rf "$(E2E_DIR)" && mkdir -p "$(E2E_DIR)"
 	DATABASE_URL="sqlite://$(E2E_DIR)/signoff.db" RUST_LOG=warn $(E2E_LIMITS) cargo leptos end-to-end --release
+
+## The sign-out flows in Chromium in the production cookie mode (COOKIE_SECURE=true, on
+## http://localhost), on the release build `make e2e` built: as served, and with Clear-Site-Data
+## stripped by a proxy, so the removal cookie alone must clear the cookie.
+e2e-secure:
+	scripts/e2e-secure.sh
 
 ## Single sign-on in Chromium on the release build `make e2e` built: a real OpenID Provider
 ## (scripts/idp), two instances sharing a fresh PostgreSQL database.

@@ -3,6 +3,12 @@ import { defineConfig } from '@playwright/test';
 // `cargo leptos end-to-end` starts the server at the workspace's site-addr, then runs this suite.
 const baseURL = process.env.SIGNOFF_URL ?? 'http://127.0.0.1:3000';
 
+/** The tagged specs that need a harness of their own, unless this run is that harness. */
+function skipped(): RegExp | undefined {
+  const tags = [!process.env.SIGNOFF_OIDC && '@oidc', !process.env.SIGNOFF_SECURE && '@secure'].filter(Boolean);
+  return tags.length ? new RegExp(tags.join('|')) : undefined;
+}
+
 export default defineConfig({
   testDir: './tests',
   globalSetup: './global-setup.ts',
@@ -13,7 +19,9 @@ export default defineConfig({
   retries: 0,
   forbidOnly: !!process.env.CI,
   // The single sign-on specs need a provider and two instances: scripts/e2e-oidc.sh runs them.
-  grepInvert: process.env.SIGNOFF_OIDC ? undefined : /@oidc/,
+  // The secure cookie mode's specs need a server with COOKIE_SECURE=true on http://localhost:
+  // scripts/e2e-secure.sh runs them.
+  grepInvert: skipped(),
   reporter: [['list']],
   use: {
     baseURL,

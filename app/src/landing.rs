@@ -7,7 +7,8 @@
 //!
 //! * An **error** travels in a short-lived cookie that only the server sets, never in the URL:
 //!   nobody can craft a link that puts their words on this page. The page render reads it once
-//!   and removes it.
+//!   and removes it. It is `signoff_flash`, or `__Host-signoff_flash` with `Secure` in the secure
+//!   cookie mode, so that a sibling subdomain cannot write one (`crate::cookies::AppCookie`).
 //! * **"You signed out."** travels as a fixed flag in the URL (`/?signed-out`), because the
 //!   sign-out response asks the browser to clear the site's cookies (`Clear-Site-Data`).
 //!
@@ -15,10 +16,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The cookie that carries a form error to the next page render.
-pub const FLASH_COOKIE: &str = "signoff_flash";
 /// How long an unread form error is kept (the redirect is followed at once).
-pub const FLASH_MAX_AGE_SECS: i64 = 60;
+pub const FLASH_MAX_AGE_SECS: u64 = 60;
 /// The query flag of the page a native sign-out lands on.
 pub const SIGNED_OUT_FLAG: &str = "signed-out";
 /// The longest message a flash may carry: AppError messages are short sentences.
@@ -94,11 +93,11 @@ impl FormError {
     }
 
     /// The `Set-Cookie` value that carries this error to the next page render.
+    #[cfg(feature = "ssr")]
     pub fn cookie(&self, secure: bool) -> String {
-        let secure = if secure { "; Secure" } else { "" };
-        format!(
-            "{FLASH_COOKIE}={}; Path=/; Max-Age={FLASH_MAX_AGE_SECS}; HttpOnly; SameSite=Lax{secure}",
-            self.encode()
+        crate::cookies::AppCookie::flash(secure).set(
+            &self.encode(),
+            Some(std::time::Duration::from_secs(FLASH_MAX_AGE_SECS)),
         )
     }
 
@@ -134,18 +133,21 @@ pub fn take() -> Landing {
         .uri
         .query()
         .is_some_and(|query| query.split('&').any(|pair| pair == SIGNED_OUT_FLAG));
-    let flash = crate::cookies::values(&parts.headers, FLASH_COOKIE)
+    let state = use_context::<crate::state::AppState>();
+    let cookie = crate::cookies::AppCookie::flash(
+        state
+            .as_ref()
+            .is_some_and(|state| state.sessions.cookie_secure),
+    );
+    let flash = crate::cookies::values(&parts.headers, cookie.name())
         .next()
         .map(str::to_owned);
     if flash.is_some() {
         if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-            let removal = format!("{FLASH_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
-            if let Ok(removal) = http::HeaderValue::from_str(&removal) {
-                response.append_header(http::header::SET_COOKIE, removal);
-            }
+            response.append_header(http::header::SET_COOKIE, cookie.removal_header());
         }
     }
-    let providers = use_context::<crate::state::AppState>()
+    let providers = state
         .map(|state| state.oidc.iter().map(|provider| provider.info()).collect())
         .unwrap_or_default();
     Landing {

@@ -6,32 +6,30 @@ use async_trait::async_trait;
 use axum::{extract::Request, middleware::Next, response::Response};
 use time::OffsetDateTime;
 use tower_sessions::{
-    cookie::{Cookie, SameSite},
+    cookie::SameSite,
     session::{Id, Record},
     session_store, Expiry, Session, SessionManagerLayer, SessionStore,
 };
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 use crate::{
+    cookies::AppCookie,
     db::Database,
     on_db,
     session_read::{PgReader, SqliteReader},
 };
 
-/// The cookie's name. Deliberately not a framework default (OWASP: avoid fingerprinting).
-pub const COOKIE_NAME: &str = "signoff_session";
-/// The name when the cookie is `Secure`: the `__Host-` prefix makes browsers refuse the cookie
-/// unless it is `Secure`, host-only (no `Domain`) and `Path=/`, so a sibling subdomain cannot
-/// plant one (RFC 6265bis cookie prefixes).
-pub const SECURE_COOKIE_NAME: &str = "__Host-signoff_session";
+/// The session cookie under these settings: `signoff_session` (a name of our own, not a
+/// framework default: OWASP, avoid fingerprinting), or `__Host-signoff_session` when `Secure`
+/// (the prefix makes browsers refuse it unless it is `Secure`, host-only and `Path=/`, so a
+/// sibling subdomain cannot plant one).
+pub fn cookie(settings: &SessionSettings) -> AppCookie {
+    AppCookie::session(settings.cookie_secure)
+}
 
 /// The session cookie's name under these settings.
 pub fn cookie_name(settings: &SessionSettings) -> &'static str {
-    if settings.cookie_secure {
-        SECURE_COOKIE_NAME
-    } else {
-        COOKIE_NAME
-    }
+    cookie(settings).name()
 }
 /// axum-login's key for its data inside the session (its own default, spelled out).
 pub const AUTH_DATA_KEY: &str = "axum-login.data";
@@ -534,18 +532,85 @@ pub fn layer(store: Store, settings: SessionSettings) -> SessionManagerLayer<Sto
         ))
 }
 
-/// The cookie that tells the browser to forget the session cookie: same name and `Path` as the
-/// original (RFC 6265 §5.3 replaces a cookie only when those match), `Max-Age=0`, and `Secure`
-/// when the original had it.
-pub fn removal_cookie(settings: &SessionSettings) -> Cookie<'static> {
-    let mut cookie = Cookie::build((cookie_name(settings), ""))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(settings.cookie_secure)
-        .build();
-    cookie.make_removal();
-    cookie
+/// The `Set-Cookie` value that tells the browser to forget the session cookie (see
+/// [`AppCookie::removal`]). Every way a session ends sends this one.
+pub fn removal_cookie(settings: &SessionSettings) -> http::HeaderValue {
+    cookie(settings).removal_header()
+}
+
+/// Middleware, directly outside the session layer: the session cookie goes on the wire at most
+/// once per response, and well formed. tower-sessions 0.14 writes its own removal when a
+/// session was emptied (every sign-out, and every request that carried a cookie of a session
+/// that no longer exists) from the request's bare `name=value`, with only `Path` added: no
+/// `Secure`, `HttpOnly` or `SameSite`. With the `__Host-` name of the secure mode, browsers refuse
+/// that removal and keep the cookie (fixed upstream after 0.14, unreleased). So the last session
+/// `Set-Cookie` of the response (the one a browser would apply) decides, and is written again
+/// with Signoff's attributes: a removal as [`removal_cookie`], a new id with its `Max-Age`.
+pub async fn session_cookie_on_the_wire(
+    axum::extract::State(settings): axum::extract::State<SessionSettings>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let cookie = cookie(&settings);
+    let headers = response.headers_mut();
+    let ours = |value: &http::HeaderValue| {
+        value
+            .to_str()
+            .ok()
+            .and_then(crate::cookies::set_cookie_name)
+            .is_some_and(|name| name == cookie.name())
+    };
+    let Some(last) = headers
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .filter(|value| ours(value))
+        .last()
+        .cloned()
+    else {
+        return response;
+    };
+    let others: Vec<http::HeaderValue> = headers
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .filter(|value| !ours(value))
+        .cloned()
+        .collect();
+    headers.remove(http::header::SET_COOKIE);
+    for other in others {
+        headers.append(http::header::SET_COOKIE, other);
+    }
+    headers.append(http::header::SET_COOKIE, well_formed(cookie, &last));
+    response
+}
+
+/// A session `Set-Cookie` as Signoff writes it: the same id and lifetime, Signoff's attributes.
+fn well_formed(cookie: AppCookie, set_cookie: &http::HeaderValue) -> http::HeaderValue {
+    let parsed = set_cookie
+        .to_str()
+        .ok()
+        .and_then(|text| tower_sessions::cookie::Cookie::parse(text).ok());
+    let Some(parsed) = parsed else {
+        return cookie.removal_header();
+    };
+    // A removal has an empty value (cookie's `make_removal`, and ours). A live id may carry
+    // `Max-Age=0` too: a session that expires within the second.
+    if parsed.value().is_empty() {
+        return cookie.removal_header();
+    }
+    let max_age = parsed.max_age().map(|age| age.whole_seconds().max(0));
+    // A session id is URL-safe base64; anything else would not be ours to send.
+    let value = parsed.value();
+    if !value
+        .bytes()
+        .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+    {
+        tracing::error!("the session layer set a cookie value that is no session id");
+        return cookie.removal_header();
+    }
+    let max_age = max_age.map(|age| Duration::from_secs(age.unsigned_abs()));
+    http::HeaderValue::from_str(&cookie.set(value, max_age))
+        .unwrap_or_else(|_| cookie.removal_header())
 }
 
 /// Marks a freshly signed-in session: starts its absolute timeout and sets its first expiry.
@@ -569,7 +634,8 @@ pub async fn mark_started(
 /// has no session. Browsers send every cookie whose domain and path match, so two of them mean
 /// one was planted (from a sibling subdomain, or by a script on another path); which one is
 /// "ours" cannot be told, and the session layer would take the last. They are all removed from
-/// the request. A sign-out answered with duplicates still removes the cookie it owns.
+/// the request. A sign-out answered with duplicates still removes the cookie it owns (its
+/// removal does not depend on the request's cookie: `auth::logout::end_session`).
 pub async fn refuse_duplicate_cookies(
     axum::extract::State(settings): axum::extract::State<SessionSettings>,
     mut request: Request,
@@ -595,16 +661,7 @@ pub async fn refuse_duplicate_cookies(
             headers.insert(http::header::COOKIE, value);
         }
     }
-    let signing_out = request.uri().path() == "/api/logout";
-    let mut response = next.run(request).await;
-    if signing_out {
-        if let Ok(removal) = http::HeaderValue::from_str(&removal_cookie(&settings).to_string()) {
-            response
-                .headers_mut()
-                .append(http::header::SET_COOKIE, removal);
-        }
-    }
-    response
+    next.run(request).await
 }
 
 /// Re-asserts a signed-in session's deadline after a handler changed the session (a password
@@ -745,15 +802,26 @@ mod tests {
     }
 
     #[test]
-    fn removal_cookie_matches_the_session_cookie() {
-        let settings = SessionSettings {
-            cookie_secure: true,
-            ..SessionSettings::default()
-        };
-        let text = removal_cookie(&settings).to_string();
-        assert!(text.starts_with("__Host-signoff_session=;"), "{text}");
-        assert!(text.contains("Path=/"), "{text}");
-        assert!(text.contains("Max-Age=0"), "{text}");
-        assert!(text.contains("Secure"), "{text}");
+    fn a_removal_from_the_session_layer_goes_out_well_formed() {
+        let secure = AppCookie::session(true);
+        // What tower-sessions 0.14 writes for an emptied session.
+        let layer_removal = http::HeaderValue::from_static(
+            "__Host-signoff_session=; Path=/; Max-Age=0; Expires=Sat, 01 Jan 2000 00:00:00 GMT",
+        );
+        assert_eq!(well_formed(secure, &layer_removal), secure.removal_header());
+        let last_second = http::HeaderValue::from_static("__Host-signoff_session=abc; Max-Age=0");
+        assert_eq!(
+            well_formed(secure, &last_second).to_str().unwrap(),
+            secure.set("abc", Some(Duration::ZERO))
+        );
+        let set = http::HeaderValue::from_static(
+            "__Host-signoff_session=abc-_1; Max-Age=1800; Path=/; Domain=example.com",
+        );
+        assert_eq!(
+            well_formed(secure, &set).to_str().unwrap(),
+            secure.set("abc-_1", Some(Duration::from_secs(1800)))
+        );
+        let odd = http::HeaderValue::from_static("__Host-signoff_session=a\"b; Max-Age=5");
+        assert_eq!(well_formed(secure, &odd), secure.removal_header());
     }
 }

@@ -139,7 +139,8 @@ impl Application {
 /// trace → security headers → cross-site refusal and `/api` body cap → native form posts land
 /// on the page (`forms`) → the per-request owner
 /// slot (`prefetched`) → store-failure-to-503 →
-/// `Cache-Control: no-store` → cookies and session → sliding expiry → axum-login → pages and
+/// `Cache-Control: no-store` → the session cookie on the wire → duplicate session cookies
+/// refused → cookies and session → sliding expiry → axum-login → pages and
 /// `/api` server functions. Static files and `/healthz` sit outside the session layers: they
 /// neither read nor extend a session.
 pub async fn router(state: AppState, limits: ServerLimits) -> Result<Router, StartupError> {
@@ -156,6 +157,12 @@ pub async fn router(state: AppState, limits: ServerLimits) -> Result<Router, Sta
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
+        ))
+        // The session cookie goes out once and well formed, whoever wrote it (the session layer
+        // writes its own removals, without `Secure`).
+        .layer(middleware::from_fn_with_state(
+            state.sessions,
+            session::session_cookie_on_the_wire,
         ))
         .layer(middleware::from_fn_with_state(
             state.sessions,

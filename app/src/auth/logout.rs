@@ -238,13 +238,15 @@ pub struct Ended {
 /// 2. **Destroy the session**: axum-login's `logout` is tower-sessions' `flush`, which empties the
 ///    session, `DELETE`s its row and forgets its id, so nothing later in this request can save it
 ///    again (and the store never re-creates a deleted row; see `session::Store`).
-/// 3. **Clear the cookie**: a removal `Set-Cookie` with the same name and `Path`, `Max-Age=0`.
-///    The session layer, seeing the session emptied, queues the same removal in the same cookie
-///    jar (keyed by name), so the response carries exactly one; doing it here as well keeps the
-///    sequence whole if that layer's behaviour changes. Nothing is sent when the request carried
-///    no cookie: there is nothing to clear. `Clear-Site-Data: "cookies", "storage"` tells the
-///    browser to drop the rest of the site's cookies and storage too (not `"cache"`: Chrome
-///    stalls on it).
+/// 3. **Clear the cookie**: a removal `Set-Cookie` with the same name, `Path` and attributes
+///    (`Secure` in the secure mode, which a `__Host-` name needs or browsers ignore it), an empty
+///    value and `Max-Age=0`: `session::removal_cookie`. It is sent whether or not the request's
+///    cookie was read (a request with two session cookies has none, yet its sign-out must clear
+///    the one it owns). The session layer, seeing the session emptied, queues a removal of its
+///    own; `session::session_cookie_on_the_wire` makes sure one well-formed removal goes out.
+///    `Clear-Site-Data: "cookies", "storage"` tells the browser to drop the rest of the site's
+///    cookies and storage too (not `"cache"`: Chrome stalls on it). Each of the two is enough on
+///    its own: a proxy may strip `Clear-Site-Data`, and an old browser ignores it.
 /// 4. **Tell the session's other pages** (other tabs holding the same cookie, on any instance):
 ///    their event streams get `session-ended` with `reason`.
 ///
@@ -256,24 +258,25 @@ pub async fn end_session(
     state: &crate::state::AppState,
     reason: EndReason,
 ) -> Result<Ended, AppError> {
-    let cookies = leptos_axum::extract::<tower_cookies::Cookies>()
-        .await
-        .map_err(|error| {
-            tracing::error!(%error, "cookie layer missing from this route");
-            AppError::internal()
-        })?;
+    // The response must be reachable before anything is destroyed: a sign-out that could not
+    // clear the cookie would report success with the cookie still in the browser.
+    let response = use_context::<leptos_axum::ResponseOptions>().ok_or_else(|| {
+        tracing::error!("end_session called outside a server function's response");
+        AppError::internal()
+    })?;
     let tag = auth.session.id().map(|id| crate::session::tag(&id));
     let handle = super::ssr::current_handle(auth);
 
     let user = auth.logout().await?;
 
-    cookies.remove(crate::session::removal_cookie(&state.sessions));
-    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-        response.insert_header(
-            http::header::HeaderName::from_static("clear-site-data"),
-            http::HeaderValue::from_static("\"cookies\", \"storage\""),
-        );
-    }
+    response.append_header(
+        http::header::SET_COOKIE,
+        crate::session::removal_cookie(&state.sessions),
+    );
+    response.insert_header(
+        http::header::HeaderName::from_static("clear-site-data"),
+        http::HeaderValue::from_static("\"cookies\", \"storage\""),
+    );
     tracing::info!(
         user_id = user.as_ref().map(|user| user.id),
         session = tag.as_deref().unwrap_or("none"),

@@ -23,3 +23,4 @@ mod register;
 mod restart;
 mod soak;
 mod throttle;
+mod wire;

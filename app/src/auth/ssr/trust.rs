@@ -17,24 +17,14 @@ use std::{net::IpAddr, time::Duration};
 use sha2::{Digest, Sha256};
 
 use super::client_addr::counting_key;
-use crate::{db::Database, now_ms, on_db};
+use crate::{cookies::AppCookie, db::Database, now_ms, on_db};
 
 /// How long a client stays known after its last successful sign-in.
 pub const TRUST_PERIOD: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 
-/// The device cookie's name: with `Secure`, the `__Host-` prefix (no `Domain`, `Path=/`), so a
-/// sibling subdomain cannot plant one.
-pub fn device_cookie_name(secure: bool) -> &'static str {
-    if secure {
-        "__Host-signoff_device"
-    } else {
-        "signoff_device"
-    }
-}
-
 /// The device cookie the request carries, if exactly one.
 pub fn device_token(headers: &http::HeaderMap, secure: bool) -> Option<String> {
-    let mut found = crate::cookies::values(headers, device_cookie_name(secure));
+    let mut found = crate::cookies::values(headers, AppCookie::device(secure).name());
     let token = found.next()?.to_owned();
     (found.next().is_none() && !token.is_empty() && token.len() <= 64).then_some(token)
 }
@@ -133,14 +123,10 @@ pub async fn forget_expired(db: &Database) -> Result<u64, sqlx::Error> {
     })
 }
 
-/// The `Set-Cookie` value for a new device token.
+/// The `Set-Cookie` value for a new device token (`__Host-` and `Secure` in the secure mode, so a
+/// sibling subdomain cannot plant one).
 pub fn device_cookie(token: &str, secure: bool) -> String {
-    format!(
-        "{}={token}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",
-        device_cookie_name(secure),
-        TRUST_PERIOD.as_secs(),
-        if secure { "; Secure" } else { "" },
-    )
+    AppCookie::device(secure).set(token, Some(TRUST_PERIOD))
 }
 
 #[cfg(test)]
@@ -164,7 +150,7 @@ mod tests {
         assert_eq!(device_token(&headers, false), None, "two are none");
         let cookie = device_cookie("xyz", true);
         assert!(
-            cookie.starts_with("__Host-signoff_device=xyz; Path=/;"),
+            cookie.starts_with("__Host-signoff_device=xyz; Max-Age=7776000; Path=/;"),
             "{cookie}"
         );
         assert!(cookie.ends_with("; Secure"), "{cookie}");
