@@ -70,7 +70,9 @@ pub async fn guard_api(State(state): State<AppState>, request: Request, next: Ne
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
             Ok(chunk) => chunk,
-            Err(error) if is_timeout(&error) => return AppError::request_timeout().into_response(),
+            Err(error) if crate::body_deadline::is_timeout(&error) => {
+                return AppError::request_timeout().into_response()
+            }
             Err(_) => {
                 return AppError::invalid_input("The request body could not be read.")
                     .into_response()
@@ -84,18 +86,6 @@ pub async fn guard_api(State(state): State<AppState>, request: Request, next: Ne
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
-}
-
-/// Whether a body error is `SERVER_BODY_TIMEOUT` running out (tower-http's body timeout).
-fn is_timeout(error: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(error) = source {
-        if error.is::<tower_http::timeout::TimeoutError>() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
 }
 
 /// 413, closing the connection: what is left of the body is not worth reading.

@@ -30,12 +30,9 @@ use leptos_axum::{AxumRouteListing, LeptosRoutes};
 use leptos_router::{Method, SsrMode};
 use tokio::net::TcpListener;
 use tower::{layer::layer_fn, ServiceBuilder};
-use tower_http::{
-    services::ServeDir, set_header::SetResponseHeaderLayer, timeout::RequestBodyTimeoutLayer,
-    trace::TraceLayer,
-};
+use tower_http::{services::ServeDir, set_header::SetResponseHeaderLayer, trace::TraceLayer};
 
-use crate::{config::Settings, forms, hardening, serve::ServerLimits};
+use crate::{body_deadline, config::Settings, forms, hardening, serve::ServerLimits};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -223,9 +220,12 @@ pub async fn router(state: AppState, limits: ServerLimits) -> Result<Router, Sta
             state.clone(),
             hardening::guard_api,
         ))
-        // Outside the guard, which reads `/api` bodies: one that stops arriving ends in 408
-        // after `SERVER_BODY_TIMEOUT` instead of holding the connection.
-        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
+        // Outside the guard, which reads `/api` bodies: one that has not arrived whole within
+        // `SERVER_BODY_TIMEOUT` ends in 408 instead of holding the connection.
+        .layer(middleware::from_fn_with_state(
+            limits.body_timeout,
+            body_deadline::limit_body_time,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             hardening::security_headers,

@@ -636,3 +636,49 @@ async fn the_sweep_forgets_attempts_past_their_window_and_expired_trust() {
     tokio::time::sleep(Duration::from_millis(3_500)).await;
     assert_eq!(counts().await, (0, 0), "the sweep left old rows");
 }
+
+#[tokio::test]
+async fn a_body_trickled_a_byte_at_a_time_gets_its_408_on_time() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app_with(&[("SERVER_BODY_TIMEOUT", "1")]).await;
+    for path in ["/api/login"] {
+        let mut socket = tokio::net::TcpStream::connect(app.addr)
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: 1000\r\n\r\n"
+        );
+        socket.write_all(head.as_bytes()).await.expect("write");
+        let started = Instant::now();
+        // One byte every 200 ms: a timer that restarts at every frame never fires.
+        let mut answer = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while started.elapsed() < Duration::from_secs(6) {
+            if socket.write_all(b"a").await.is_err() {
+                break;
+            }
+            match tokio::time::timeout(Duration::from_millis(200), socket.read(&mut buffer)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(read)) => answer.extend_from_slice(&buffer[..read]),
+                Err(_) => {}
+            }
+            if !answer.is_empty() {
+                break;
+            }
+        }
+        let waited = started.elapsed();
+        let answer = String::from_utf8_lossy(&answer);
+        println!(
+            "[abuse] a trickled body to {path} (SERVER_BODY_TIMEOUT=1) ended after {waited:?}"
+        );
+        if path == "/api/login" {
+            assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer:?}");
+        }
+        assert!(
+            waited < Duration::from_secs(3),
+            "{path}: the trickle held the connection for {waited:?}"
+        );
+    }
+}
