@@ -564,8 +564,7 @@ pub async fn session_cookie_on_the_wire(
     let Some(last) = headers
         .get_all(http::header::SET_COOKIE)
         .iter()
-        .filter(|value| ours(value))
-        .last()
+        .rfind(|value| ours(value))
         .cloned()
     else {
         return response;

@@ -134,6 +134,7 @@ impl Settings {
                 "SERVER_HEADER_READ_TIMEOUT",
                 limit_defaults.header_read_timeout,
             )?,
+            idle_timeout: vars.seconds("SERVER_IDLE_TIMEOUT", limit_defaults.idle_timeout)?,
             body_timeout: vars.seconds("SERVER_BODY_TIMEOUT", limit_defaults.body_timeout)?,
         };
 

@@ -1,31 +1,58 @@
 //! Accepting and serving connections, with the limits a public server needs against clients that
-//! hold sockets without finishing requests (slowloris): a header-read timeout, a body timeout
-//! (in `startup::router`), and a cap on concurrent connections.
+//! hold sockets without finishing requests (slowloris): a deadline from accept to the first
+//! request, a header-read timeout, an idle limit on every connection (HTTP/2 included), a cap on
+//! request heads (431), a body deadline (`body_deadline`, in `startup::router`), and a cap on
+//! concurrent connections.
 
-use std::{future::Future, net::SocketAddr, pin::pin, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    pin::{pin, Pin},
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use axum::{
     body::Body,
     extract::{ConnectInfo, Request},
     Router,
 };
-use hyper::body::Incoming;
+use hyper::body::{Body as HttpBody, Bytes, Frame, Incoming, SizeHint};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto::Builder, graceful::GracefulShutdown},
+    server::{conn::auto::Builder, graceful::GracefulConnection},
     service::TowerToHyperService,
 };
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::{
+    net::TcpListener,
+    sync::{watch, Semaphore},
+};
 use tower::ServiceExt;
 
-/// `SERVER_MAX_CONNECTIONS`, `SERVER_HEADER_READ_TIMEOUT`, `SERVER_BODY_TIMEOUT`.
+/// The largest request head served (request line and headers): Signoff's own cookies and headers
+/// take a few kilobytes; a larger head is answered 431 (HTTP/1) or refused (HTTP/2).
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+/// HTTP/2: how often an idle-looking connection is pinged, and how long the answer may take.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(20);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(10);
+/// An idle connection asked to close that has not closed by then is dropped: it has no request
+/// in flight, and HTTP/2's closing handshake (GOAWAY, then a PING the client must answer) would
+/// otherwise let a client that never answers keep it.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// `SERVER_MAX_CONNECTIONS`, `SERVER_HEADER_READ_TIMEOUT`, `SERVER_IDLE_TIMEOUT`,
+/// `SERVER_BODY_TIMEOUT`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServerLimits {
     /// Connections served at once; further ones wait in the listen backlog until one closes.
     pub max_connections: usize,
-    /// How long a client may take to send a request's headers (from the connection, or from the
-    /// previous response on a kept-alive connection) before the connection is closed.
+    /// How long a client may take to send a request's headers before the connection is closed:
+    /// from the moment it is accepted for the first request (the bytes that tell HTTP/1 from
+    /// HTTP/2 included), from the first byte of the head for later ones.
     pub header_read_timeout: Duration,
+    /// How long a connection with no request in flight stays open (kept-alive HTTP/1, HTTP/2).
+    pub idle_timeout: Duration,
     /// How long a request body may take to arrive (408 after that).
     pub body_timeout: Duration,
 }
@@ -35,6 +62,7 @@ impl Default for ServerLimits {
         Self {
             max_connections: 1024,
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(10),
         }
     }
@@ -50,13 +78,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
+    // Tells every connection to finish its requests in flight and close.
+    let (stop, stopping) = watch::channel(false);
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(MAX_HEAD_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        .keep_alive_interval(H2_PING_INTERVAL)
+        .keep_alive_timeout(H2_PING_TIMEOUT);
     let mut shutdown = pin!(shutdown);
 
     loop {
@@ -79,25 +114,124 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let service = router
-            .clone()
-            .map_request(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request.map(Body::new)
-            });
+        let (activity, in_flight) = watch::channel(0usize);
+        let activity = Arc::new(activity);
+        let router = router.clone();
+        let service = tower::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            // Held until the response body is done (or the request is dropped): the
+            // connection is busy until then, however long a stream lasts.
+            let busy = Busy::enter(&activity);
+            let response = router.clone().oneshot(request.map(Body::new));
+            async move {
+                let response = response.await?;
+                Ok::<_, std::convert::Infallible>(
+                    response.map(|body| Body::new(BusyBody { inner: body, busy })),
+                )
+            }
+        });
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
-        let connection = graceful.watch(connection);
+        let stopping = stopping.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
-            }
+            close_when_idle(connection, in_flight, stopping, limits).await;
             drop(permit);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = stop.send(true);
+    // Every connection holds a permit until it has ended: all of them back means all closed.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let _ = permits.acquire_many(all).await;
+}
+
+/// Runs `connection` until it ends, closing it once it has had no request in flight for
+/// `idle_timeout`, or (before its first request) for `header_read_timeout` from the accept: a
+/// socket that sends nothing, or only part of the HTTP/2 preface, is closed on time (hyper's own
+/// header timer starts only once the protocol is known). A closed idle connection gets
+/// [`CLOSE_GRACE`] to finish (HTTP/2 sends GOAWAY), then is dropped. When the server stops, the
+/// connection finishes its requests in flight and closes.
+async fn close_when_idle<C>(
+    connection: C,
+    mut in_flight: watch::Receiver<usize>,
+    mut stopping: watch::Receiver<bool>,
+    limits: ServerLimits,
+) where
+    C: GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut connection = pin!(connection);
+    let mut deadline = limits.header_read_timeout;
+    let idle = loop {
+        let busy = *in_flight.borrow_and_update() > 0;
+        tokio::select! {
+            ended = connection.as_mut() => {
+                if let Err(error) = ended {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+                return;
+            }
+            changed = in_flight.changed() => {
+                if changed.is_err() {
+                    break true;
+                }
+                // Activity: the next quiet spell is measured from now, with the idle limit.
+                deadline = limits.idle_timeout;
+            }
+            _ = stopping.wait_for(|stop| *stop) => break false,
+            () = tokio::time::sleep(deadline), if !busy => break true,
+        }
+    };
+    connection.as_mut().graceful_shutdown();
+    if idle {
+        tracing::debug!("closing an idle connection");
+        let _ = tokio::time::timeout(CLOSE_GRACE, connection).await;
+    } else {
+        let _ = connection.await;
+    }
+}
+
+/// One request in flight on a connection: counted while it lives.
+struct Busy(Arc<watch::Sender<usize>>);
+
+impl Busy {
+    fn enter(activity: &Arc<watch::Sender<usize>>) -> Self {
+        activity.send_modify(|count| *count += 1);
+        Self(Arc::clone(activity))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.send_modify(|count| *count = count.saturating_sub(1));
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it is done.
+struct BusyBody {
+    inner: Body,
+    #[allow(dead_code)] // held for its Drop
+    busy: Busy,
+}
+
+impl HttpBody for BusyBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The peer address type requests carry.

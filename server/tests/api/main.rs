@@ -6,6 +6,7 @@ mod idp;
 
 mod abuse;
 mod account;
+mod connections;
 mod cross_site;
 mod events;
 mod forms;
