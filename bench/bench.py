@@ -331,6 +331,9 @@ def start_pair(backend, workdir):
             # from one address has at most LOGIN_MAX_FAILURES sign-ins in flight: the login storm
             # (16 connections, one user, one address) needs more than the default 10.
             "LOGIN_MAX_FAILURES": "64",
+            # wrk is one address with many connections (and idle ones between rounds): past
+            # the default share of an eighth of SERVER_MAX_CONNECTIONS it would be refused.
+            "SERVER_MAX_CONNECTIONS_PER_CLIENT": "100000",
         },
     )
     servers = [signoff]

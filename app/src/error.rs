@@ -115,6 +115,18 @@ impl AppError {
         }
     }
 
+    /// The instance's budget of event streams is used up (503): live updates wait, ordinary
+    /// requests are still served.
+    pub fn streams_full() -> Self {
+        Self {
+            retry_after: Some(30),
+            ..Self::new(
+                ErrorCode::Unavailable,
+                "Live updates are busy on this server; the page will try again shortly.",
+            )
+        }
+    }
+
     pub fn invalid_input(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidInput, message)
     }

@@ -128,8 +128,24 @@ impl Settings {
         if max_connections == 0 {
             return Err(vars.invalid("SERVER_MAX_CONNECTIONS", "must be at least 1"));
         }
+        let max_connections_per_client: usize = vars.parsed(
+            "SERVER_MAX_CONNECTIONS_PER_CLIENT",
+            ServerLimits::default_share(max_connections),
+        )?;
+        if max_connections_per_client == 0 {
+            return Err(vars.invalid("SERVER_MAX_CONNECTIONS_PER_CLIENT", "must be at least 1"));
+        }
+        let max_streams: usize = vars.parsed(
+            "EVENT_STREAM_MAX_TOTAL",
+            ServerLimits::default_stream_budget(max_connections),
+        )?;
+        if max_streams == 0 {
+            return Err(vars.invalid("EVENT_STREAM_MAX_TOTAL", "must be at least 1"));
+        }
         let limits = ServerLimits {
             max_connections,
+            max_connections_per_client,
+            max_streams,
             header_read_timeout: vars.seconds(
                 "SERVER_HEADER_READ_TIMEOUT",
                 limit_defaults.header_read_timeout,

@@ -13,6 +13,7 @@ use std::{
     time::Duration,
 };
 
+use app::auth::ssr::client_addr::{counting_key, Cidr};
 use axum::{
     body::Body,
     extract::{ConnectInfo, Request},
@@ -45,8 +46,16 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// `SERVER_BODY_TIMEOUT`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServerLimits {
-    /// Connections served at once; further ones wait in the listen backlog until one closes.
+    /// Connections served at once; a further one is answered 503 at once and closed.
     pub max_connections: usize,
+    /// Of those, the most one client address (IPv4, or IPv6 /64) may hold: its next one is
+    /// answered 503 at once. Trusted proxies (`TRUSTED_PROXIES`) are not limited: they carry
+    /// many clients.
+    pub max_connections_per_client: usize,
+    /// Event streams open at once (`EVENT_STREAM_MAX_TOTAL`), a budget of their own inside
+    /// `max_connections`: a quarter of it by default, so that pages held open leave slots for
+    /// ordinary requests.
+    pub max_streams: usize,
     /// How long a client may take to send a request's headers before the connection is closed:
     /// from the moment it is accepted for the first request (the bytes that tell HTTP/1 from
     /// HTTP/2 included), from the first byte of the head for later ones.
@@ -57,10 +66,24 @@ pub struct ServerLimits {
     pub body_timeout: Duration,
 }
 
+impl ServerLimits {
+    /// The default share of one client address: an eighth of the slots.
+    pub fn default_share(max_connections: usize) -> usize {
+        (max_connections / 8).max(1)
+    }
+
+    /// The default budget of event streams: a quarter of the slots.
+    pub fn default_stream_budget(max_connections: usize) -> usize {
+        (max_connections / 4).max(1)
+    }
+}
+
 impl Default for ServerLimits {
     fn default() -> Self {
         Self {
             max_connections: 1024,
+            max_connections_per_client: Self::default_share(1024),
+            max_streams: Self::default_stream_budget(1024),
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(10),
@@ -70,14 +93,18 @@ impl Default for ServerLimits {
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and waits for the
 /// connections in flight to finish their requests. Each request carries the peer address
-/// (`ConnectInfo<SocketAddr>`).
+/// (`ConnectInfo<SocketAddr>`). A connection over the cap, or over its address's share, is
+/// answered `503` with `Retry-After` at once and closed: it never waits in the backlog.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ServerLimits,
+    trusted_proxies: Vec<Cidr>,
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let shares = Shares::new(limits.max_connections_per_client, trusted_proxies);
+    let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
     // Tells every connection to finish its requests in flight and close.
     let (stop, stopping) = watch::channel(false);
     let mut builder = Builder::new(TokioExecutor::new());
@@ -95,13 +122,6 @@ pub async fn serve(
     let mut shutdown = pin!(shutdown);
 
     loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -113,6 +133,13 @@ pub async fn serve(
                 }
             },
             () = &mut shutdown => break,
+        };
+        let admitted = shares
+            .take(peer.ip())
+            .and_then(|share| Some((share, Arc::clone(&permits).try_acquire_owned().ok()?)));
+        let Some((share, permit)) = admitted else {
+            refuse(stream, &refusals);
+            continue;
         };
         let (activity, in_flight) = watch::channel(0usize);
         let activity = Arc::new(activity);
@@ -136,6 +163,7 @@ pub async fn serve(
         let stopping = stopping.clone();
         tokio::spawn(async move {
             close_when_idle(connection, in_flight, stopping, limits).await;
+            drop(share);
             drop(permit);
         });
     }
@@ -188,6 +216,161 @@ async fn close_when_idle<C>(
         let _ = tokio::time::timeout(CLOSE_GRACE, connection).await;
     } else {
         let _ = connection.await;
+    }
+}
+
+/// Files the process needs besides its client connections: the listener, the database's files
+/// and sockets beyond the pools, logs, the static files being served, the resolver.
+const FD_RESERVE: u64 = 256;
+
+/// The open-file limit could not be raised to what the connection cap needs.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "SERVER_MAX_CONNECTIONS={max_connections} needs {needed} open files, but this process may \
+     open at most {hard} (RLIMIT_NOFILE hard limit): lower SERVER_MAX_CONNECTIONS, or raise the \
+     limit (`ulimit -Hn`, systemd `LimitNOFILE=`)"
+)]
+pub struct FileLimitError {
+    max_connections: usize,
+    needed: u64,
+    hard: u64,
+}
+
+/// Raises the process's soft open-file limit (`RLIMIT_NOFILE`) to what `limits` and
+/// `database_connections` need, so that clients can never make the server run out of file
+/// descriptors (`accept` failing with `EMFILE`, and the database and files with it). Returns
+/// the soft limit in force. Fails when the hard limit is too low: better a clear refusal to
+/// start than a server that falls over under load.
+#[cfg(unix)]
+pub fn ensure_file_limit(
+    limits: &ServerLimits,
+    database_connections: u32,
+) -> Result<u64, FileLimitError> {
+    let needed = (limits.max_connections + REFUSALS_AT_ONCE) as u64
+        + 2 * u64::from(database_connections)
+        + FD_RESERVE;
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let current = getrlimit(Resource::Nofile);
+    // `None` is unlimited.
+    let soft = current.current.unwrap_or(u64::MAX);
+    let hard = current.maximum.unwrap_or(u64::MAX);
+    if soft >= needed {
+        return Ok(soft);
+    }
+    let refused = FileLimitError {
+        max_connections: limits.max_connections,
+        needed,
+        hard,
+    };
+    if hard < needed {
+        return Err(refused);
+    }
+    // Raising the soft limit up to the hard one needs no privilege.
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(needed),
+            maximum: current.maximum,
+        },
+    )
+    .map_err(|_| refused)?;
+    tracing::info!(from = soft, to = needed, "raised the open-file limit");
+    Ok(needed)
+}
+
+/// Elsewhere the limit is the platform's business.
+#[cfg(not(unix))]
+pub fn ensure_file_limit(
+    limits: &ServerLimits,
+    _database_connections: u32,
+) -> Result<u64, FileLimitError> {
+    Ok(limits.max_connections as u64)
+}
+
+/// Refusals being written at once; past that a refused connection is just closed.
+const REFUSALS_AT_ONCE: usize = 64;
+/// What a refused connection is told (HTTP/1.1; an HTTP/2 client sees its connection closed).
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
+    Content-Type: text/plain\r\nContent-Length: 32\r\nConnection: close\r\n\r\n\
+    The server is busy; try again.\r\n";
+
+/// Answers a connection that cannot be served with [`REFUSAL`] and closes it, reading (and
+/// dropping) what the client already sent for a moment, so that the close is orderly rather
+/// than a reset that could lose the answer. Bounded: a flood of refusals costs at most
+/// [`REFUSALS_AT_ONCE`] sockets for a second each.
+fn refuse(mut stream: tokio::net::TcpStream, refusals: &Arc<Semaphore>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(slot) = Arc::clone(refusals).try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            stream.write_all(REFUSAL).await?;
+            stream.shutdown().await?;
+            let mut buffer = [0u8; 4096];
+            let mut drained = 0;
+            while drained < 64 * 1024 {
+                match stream.read(&mut buffer).await? {
+                    0 => break,
+                    read => drained += read,
+                }
+            }
+            Ok::<_, std::io::Error>(())
+        })
+        .await;
+        drop(slot);
+    });
+}
+
+/// The connections each client address holds, against its share.
+#[derive(Clone)]
+struct Shares {
+    max: usize,
+    trusted: Arc<Vec<Cidr>>,
+    held: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+impl Shares {
+    fn new(max: usize, trusted: Vec<Cidr>) -> Self {
+        Self {
+            max,
+            trusted: Arc::new(trusted),
+            held: Arc::default(),
+        }
+    }
+
+    /// A place for one more connection from `ip`, or `None` when it holds its share already.
+    /// A trusted proxy's connections are not counted.
+    fn take(&self, ip: std::net::IpAddr) -> Option<Share> {
+        if self.trusted.iter().any(|cidr| cidr.contains(ip)) {
+            return Some(Share(None));
+        }
+        let key = counting_key(ip);
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let count = held.entry(key.clone()).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(Share(Some((self.clone(), key))))
+    }
+}
+
+/// One connection's place in its address's share; given back when the connection ends.
+struct Share(Option<(Shares, String)>);
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let Some((shares, key)) = self.0.take() else {
+            return;
+        };
+        let mut held = shares.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = held.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&key);
+            }
+        }
     }
 }
 

@@ -45,6 +45,8 @@ pub enum StartupError {
     },
     #[error("could not prepare password hashing: {0}")]
     Hasher(AppError),
+    #[error(transparent)]
+    FileLimit(#[from] crate::serve::FileLimitError),
 }
 
 pub struct Application {
@@ -58,6 +60,7 @@ pub struct Application {
 impl Application {
     /// Connects and migrates the database, binds the listener and builds the router.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        crate::serve::ensure_file_limit(&settings.limits, settings.pool.max_connections)?;
         let db = Database::connect(&settings.database_url, settings.pool).await?;
         db.migrate().await?;
 
@@ -80,7 +83,7 @@ impl Application {
             .unwrap_or_else(|| format!("http://{}", leptos_options.site_addr));
         let state = AppState::new(AppStateInner {
             oidc: Providers::new(settings.oidc, &origin),
-            events: Hub::new(&db, settings.stream_lifetime),
+            events: Hub::new(&db, settings.stream_lifetime, settings.limits.max_streams),
             leptos_options,
             store: Store::new(&db),
             db,
@@ -125,7 +128,8 @@ impl Application {
             hub.close();
         };
         // Each request carries the peer address (audit trail, throttling); see `serve`.
-        crate::serve::serve(self.listener, self.router, self.limits, shutdown).await;
+        let trusted = self.state.trusted_proxies.clone();
+        crate::serve::serve(self.listener, self.router, self.limits, trusted, shutdown).await;
         sweeper.abort();
         relay.abort();
         Ok(())

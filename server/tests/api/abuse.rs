@@ -197,7 +197,9 @@ async fn consecutive_failures_close_the_account_to_strangers_until_an_operator_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_registration_flood_is_throttled_and_a_bystander_signs_in_fast() {
-    let app = spawn_app().await;
+    // The flood's connections past its address's share would be refused before registering:
+    // this test is about the registration throttle behind that.
+    let app = spawn_app_with(&[ONE_CLIENT_LOAD]).await;
     app.register("taken").await;
     app.register("bystander").await;
     // One client (one address) floods: 1,000 registrations at once.
@@ -499,53 +501,100 @@ async fn event_streams_are_capped_per_user() {
     drop(open);
 }
 
-#[tokio::test]
-async fn slow_clients_do_not_hold_the_server() {
+/// A connection from `ip` (a loopback address: 127.0.0.2, 127.0.0.3, …).
+async fn connect_from(app: &TestApp, ip: [u8; 4]) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from((ip, 0)))
+        .expect("bind a loopback address");
+    socket.connect(app.addr).await.expect("connect")
+}
+
+/// `GET /healthz` on a new connection from `ip`: the status line, and how long it took.
+async fn health_from(app: &TestApp, ip: [u8; 4]) -> (String, Duration) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = Instant::now();
+    let mut socket = connect_from(app, ip).await;
+    let _ = socket
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut answer)).await;
+    let status = String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("no answer")
+        .to_owned();
+    (status, started.elapsed())
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_the_server_and_a_full_server_refuses_fast() {
+    use tokio::io::AsyncReadExt;
 
     let app = spawn_app_with(&[
-        ("SERVER_MAX_CONNECTIONS", "3"),
-        ("SERVER_HEADER_READ_TIMEOUT", "1"),
-        ("SERVER_BODY_TIMEOUT", "1"),
+        ("SERVER_MAX_CONNECTIONS", "8"),
+        ("SERVER_MAX_CONNECTIONS_PER_CLIENT", "4"),
+        ("SERVER_HEADER_READ_TIMEOUT", "2"),
     ])
     .await;
-    // Three slowloris connections: half a request line each, then nothing.
-    let mut slow = Vec::new();
-    for _ in 0..3 {
-        let mut socket = tokio::net::TcpStream::connect(app.addr)
-            .await
-            .expect("connect");
-        socket
-            .write_all(b"GET /api/me HTTP/1.1\r\nHost: x\r\n")
-            .await
-            .expect("write");
-        slow.push(socket);
-    }
-    // A normal client waits for a slot (the cap holds) and gets one once the header timeout
-    // has closed the slow ones.
     let started = Instant::now();
-    let answered = tokio::time::timeout(Duration::from_secs(10), app.me(None)).await;
-    assert_eq!(
-        answered.expect("the slow connections held the server"),
-        None
-    );
-    let waited = started.elapsed();
-    println!("[abuse] a request behind 3 slowloris connections (cap 3) waited {waited:?}");
-    assert!(
-        waited >= Duration::from_millis(500),
-        "the cap did not hold: {waited:?}"
-    );
-    assert!(waited < Duration::from_secs(5), "{waited:?}");
-    for mut socket in slow {
-        let mut buffer = [0u8; 256];
-        let read = tokio::time::timeout(Duration::from_secs(3), socket.read(&mut buffer)).await;
-        assert!(
-            matches!(read, Ok(Ok(_)) | Ok(Err(_))),
-            "the slow connection was not closed"
-        );
+    // One address opens twice its share of sockets and sends nothing.
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(connect_from(&app, [127, 0, 0, 2]).await);
     }
+    // Its share is held; the rest are answered 503 at once.
+    let mut refused = 0;
+    for socket in &mut idle {
+        let mut buffer = [0u8; 512];
+        if let Ok(Ok(read)) =
+            tokio::time::timeout(Duration::from_millis(300), socket.read(&mut buffer)).await
+        {
+            let answer = String::from_utf8_lossy(&buffer[..read]);
+            assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+            assert!(answer.contains("Retry-After: 1"), "{answer}");
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 4, "one address holds at most its share (4)");
+    // Anyone else is served at once.
+    let (status, took) = health_from(&app, [127, 0, 0, 3]).await;
+    println!("[abuse] another client served in {took:?} while one address held 8 idle connections (share 4, cap 8)");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert!(took < Duration::from_millis(500), "{took:?}");
 
-    // A body that stops arriving: 408.
+    // A second address fills the server: a newcomer is refused fast, never left hanging.
+    for _ in 0..4 {
+        idle.push(connect_from(&app, [127, 0, 0, 4]).await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, took) = health_from(&app, [127, 0, 0, 3]).await;
+    println!("[abuse] a full server refused a newcomer in {took:?}");
+    assert!(status.starts_with("HTTP/1.1 503"), "{status}");
+    assert!(took < Duration::from_millis(500), "{took:?}");
+
+    // The idle sockets reach their deadline and the server recovers at once.
+    let recovered = loop {
+        let (status, _) = health_from(&app, [127, 0, 0, 3]).await;
+        if status.starts_with("HTTP/1.1 200") {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "never recovered: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("[abuse] served again {recovered:?} after the idle sockets were opened (SERVER_HEADER_READ_TIMEOUT=2)");
+    drop(idle);
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_gets_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app_with(&[("SERVER_BODY_TIMEOUT", "1")]).await;
     let mut socket = tokio::net::TcpStream::connect(app.addr)
         .await
         .expect("connect");
@@ -681,4 +730,32 @@ async fn a_body_trickled_a_byte_at_a_time_gets_its_408_on_time() {
             "{path}: the trickle held the connection for {waited:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn event_streams_have_a_budget_of_their_own() {
+    let app = spawn_app_with(&[("EVENT_STREAM_MAX_TOTAL", "2")]).await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let first = app.open_events(&alice).await;
+    let second = app.open_events(&alice).await;
+    let refused = app.events(Some(&bob)).await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header_value(&refused, "retry-after").as_deref(), Some("30"));
+    // Ordinary requests are served as ever.
+    assert_eq!(app.me(Some(&bob)).await.as_deref(), Some("bob"));
+    // A stream that ends gives its place back.
+    drop(first);
+    let reopened = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let response = app.events(Some(&bob)).await;
+            if response.status() == StatusCode::OK {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(reopened.is_ok(), "the budget was not given back");
+    drop(second);
 }

@@ -116,3 +116,64 @@ async fn a_request_head_over_32_kib_is_refused_with_431() {
         );
     }
 }
+
+/// Runs the real `server` binary under `ulimit` settings (a shell's), on a fresh SQLite file.
+fn server_under(ulimit: &str, max_connections: &str) -> std::process::Child {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{ulimit} && exec \"$0\""))
+        .arg(env!("CARGO_BIN_EXE_server"))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/s.db", dir.path().display()),
+        )
+        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+        .env("SERVER_MAX_CONNECTIONS", max_connections)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sh runs");
+    // The directory must outlive the process; the OS reclaims it with the test's temp files.
+    std::mem::forget(dir);
+    child
+}
+
+#[test]
+fn start_up_raises_the_open_file_limit_or_refuses_clearly() {
+    use std::io::{BufRead, BufReader};
+
+    // A hard limit below what the cap needs: start-up stops and says what to change.
+    let output = server_under("ulimit -n 400", "1024")
+        .wait_with_output()
+        .expect("server ran");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("SERVER_MAX_CONNECTIONS=1024") && stderr.contains("open files"),
+        "{stderr}"
+    );
+
+    // A low soft limit under a high hard one: raised to what the cap needs, then served.
+    let mut child = server_under("ulimit -Sn 128", "1024");
+    let stderr = child.stderr.take().expect("piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let listening = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.contains("listening on"));
+    assert!(listening, "the server did not start");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id()))
+        .expect("the process's limits");
+    let _ = child.kill();
+    let _ = child.wait();
+    let soft: u64 = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .and_then(|soft| soft.parse().ok())
+        .expect("Max open files");
+    println!("[connections] soft open-file limit raised from 128 to {soft}");
+    assert!(soft >= 1024 + 64, "{limits}");
+}

@@ -13,6 +13,11 @@ pub const COOKIE: &str = "signoff_session";
 /// The session cookie's name when `COOKIE_SECURE=true` (the `__Host-` prefix).
 pub const SECURE_COOKIE: &str = "__Host-signoff_session";
 pub const PASSWORD: &str = "correct horse battery staple";
+/// For tests that load a server from one address on purpose (hundreds of requests in flight
+/// from one client): lifts that address's share of the connection slots, which would otherwise
+/// refuse them before they reach what the test is about. The share itself is tested in
+/// `abuse::one_address_cannot_hold_the_server_and_a_full_server_refuses_fast`.
+pub const ONE_CLIENT_LOAD: (&str, &str) = ("SERVER_MAX_CONNECTIONS_PER_CLIENT", "100000");
 
 pub struct TestApp {
     pub addr: SocketAddr,

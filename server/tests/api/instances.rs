@@ -9,8 +9,8 @@ use reqwest::StatusCode;
 use crate::helpers::*;
 
 async fn two_instances() -> (TestApp, TestApp) {
-    let a = spawn_app().await;
-    let b = spawn_app_on(&a.test_db, &[]).await;
+    let a = spawn_app_with(&[ONE_CLIENT_LOAD]).await;
+    let b = spawn_app_on(&a.test_db, &[ONE_CLIENT_LOAD]).await;
     (a, b)
 }
 

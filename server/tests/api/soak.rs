@@ -41,6 +41,7 @@ async fn soak_two_instances_many_users() {
         spawn_app_with(&[
             ("DATABASE_MAX_CONNECTIONS", "16"),
             ("REGISTER_MAX_PER_WINDOW", "100000"),
+            ONE_CLIENT_LOAD,
             ("LOGIN_MAX_FAILURES", "100000"),
         ])
         .await,
@@ -51,6 +52,7 @@ async fn soak_two_instances_many_users() {
             &[
                 ("DATABASE_MAX_CONNECTIONS", "16"),
                 ("LOGIN_MAX_FAILURES", "100000"),
+                ONE_CLIENT_LOAD,
             ],
         )
         .await,

@@ -126,6 +126,10 @@ enum Signal {
 pub struct Hub {
     db: Database,
     max_lifetime: Duration,
+    /// Open streams this instance holds at most, all users together (`EVENT_STREAM_MAX_TOTAL`):
+    /// streams last minutes and accounts are free, so without a budget of their own a few dozen
+    /// accounts could take every connection slot that ordinary requests need.
+    max_streams: usize,
     local: broadcast::Sender<Signal>,
     /// Becomes `true` when the server shuts down, so open streams end and shutdown can finish.
     closing: watch::Sender<bool>,
@@ -133,10 +137,22 @@ pub struct Hub {
     open: Arc<Mutex<HashMap<String, usize>>>,
 }
 
+/// The count of every open stream on this instance, beside the per-session and per-user ones.
+const ALL_STREAMS: &str = "all";
+
+/// Which cap refused a stream.
+enum Full {
+    /// This session's or this user's: 429, the page backs off.
+    Account,
+    /// The instance's budget for streams: 503, the page retries later; ordinary requests still
+    /// have their slots.
+    Server,
+}
+
 /// One open stream's place in the counts; given back when the stream ends.
 struct Slot {
     open: Arc<Mutex<HashMap<String, usize>>>,
-    keys: [String; 2],
+    keys: [String; 3],
 }
 
 impl Drop for Slot {
@@ -158,10 +174,12 @@ impl Drop for Slot {
 
 impl Hub {
     /// `max_lifetime`: how long a stream stays open before it ends and the page opens a new one
-    /// (`EVENT_STREAM_MAX_LIFETIME`, [`STREAM_MAX_LIFETIME`] by default).
-    pub fn new(db: &Database, max_lifetime: Duration) -> Self {
+    /// (`EVENT_STREAM_MAX_LIFETIME`, [`STREAM_MAX_LIFETIME`] by default). `max_streams`: how
+    /// many may be open at once on this instance (`EVENT_STREAM_MAX_TOTAL`).
+    pub fn new(db: &Database, max_lifetime: Duration, max_streams: usize) -> Self {
         Self {
             max_lifetime,
+            max_streams,
             db: db.clone(),
             local: broadcast::channel(BUFFER).0,
             closing: watch::channel(false).0,
@@ -169,23 +187,29 @@ impl Hub {
         }
     }
 
-    /// Takes a place for one more stream of this session and user, or `None` over a cap.
-    fn open_slot(&self, handle: &str, user_id: i64) -> Option<Slot> {
-        let keys = [format!("session:{handle}"), format!("user:{user_id}")];
+    /// Takes a place for one more stream of this session and user, or says which cap is full.
+    fn open_slot(&self, handle: &str, user_id: i64) -> Result<Slot, Full> {
+        let keys = [
+            format!("session:{handle}"),
+            format!("user:{user_id}"),
+            ALL_STREAMS.to_owned(),
+        ];
         let mut open = self
             .open
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let session = open.get(&keys[0]).copied().unwrap_or(0);
-        let user = open.get(&keys[1]).copied().unwrap_or(0);
-        if session >= STREAMS_PER_SESSION || user >= STREAMS_PER_USER {
-            return None;
+        let count = |key: &str| open.get(key).copied().unwrap_or(0);
+        if count(&keys[0]) >= STREAMS_PER_SESSION || count(&keys[1]) >= STREAMS_PER_USER {
+            return Err(Full::Account);
+        }
+        if count(ALL_STREAMS) >= self.max_streams {
+            return Err(Full::Server);
         }
         for key in &keys {
             *open.entry(key.clone()).or_insert(0) += 1;
         }
         drop(open);
-        Some(Slot {
+        Ok(Slot {
             open: Arc::clone(&self.open),
             keys,
         })
@@ -289,9 +313,16 @@ pub async fn stream(State(state): State<AppState>, auth: AuthSession) -> Respons
         return AppError::not_signed_in().into_response();
     };
     let handle = session::handle(&id);
-    let Some(slot) = state.events.open_slot(&handle, user.id) else {
-        tracing::info!(user_id = user.id, "too many open event streams");
-        return AppError::too_many_streams().into_response();
+    let slot = match state.events.open_slot(&handle, user.id) {
+        Ok(slot) => slot,
+        Err(Full::Account) => {
+            tracing::info!(user_id = user.id, "too many open event streams");
+            return AppError::too_many_streams().into_response();
+        }
+        Err(Full::Server) => {
+            tracing::warn!("the instance's budget of event streams is used up");
+            return AppError::streams_full().into_response();
+        }
     };
     // Subscribe before reading the row, so an end between the two is not missed.
     let news = state.events.local.subscribe();
