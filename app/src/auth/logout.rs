@@ -80,6 +80,7 @@ pub async fn revoke_session(id: String) -> Result<(), AppError> {
 
     let mut auth = super::ssr::auth_session().await?;
     let user = require_user(&auth)?;
+    super::validate::plain_parameter("session id", &id)?;
     let state = super::ssr::app_state()?;
     let tag = id.get(..16).map(str::to_owned);
     let current = current_handle(&auth);

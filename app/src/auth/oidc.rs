@@ -100,6 +100,7 @@ pub async fn unlink_provider(provider: String) -> Result<(), AppError> {
 
     let auth = super::ssr::auth_session().await?;
     let user = require_user(&auth)?;
+    super::validate::plain_parameter("provider", &provider)?;
     let state = super::ssr::app_state()?;
     let outcome = identities::unlink(&state.db, user.id, &provider)
         .await

@@ -54,6 +54,16 @@ pub fn username_key(name: &str) -> String {
     name.trim().to_lowercase()
 }
 
+/// Checks a text parameter that is not free text (an id, a handle, a provider's id) before
+/// anything is looked up with it: one with a control character is malformed (400), never
+/// carried to the database (PostgreSQL refuses a NUL byte in text with an error).
+pub fn plain_parameter(name: &str, value: &str) -> Result<(), AppError> {
+    if value.chars().any(char::is_control) || value.len() > 256 {
+        return Err(AppError::invalid_input(format!("The {name} is not valid.")));
+    }
+    Ok(())
+}
+
 /// Checks a new password. Counted in Unicode characters, never truncated, no composition rules.
 pub fn new_password(password: &str) -> Result<(), AppError> {
     let count = password.chars().count();

@@ -759,3 +759,27 @@ async fn event_streams_have_a_budget_of_their_own() {
     assert!(reopened.is_ok(), "the budget was not given back");
     drop(second);
 }
+
+#[tokio::test]
+async fn a_nul_byte_in_a_parameter_is_400_never_503() {
+    let app = spawn_app().await;
+    let cookie = app.register("alice").await;
+    // PostgreSQL refuses a NUL byte in text: carried to it, these were 503s.
+    for (path, field) in [
+        ("/api/revoke_session", "id"),
+        ("/api/unlink_provider", "provider"),
+    ] {
+        for value in ["0123456789abcdef\0", "\0", "a\u{1b}[31m"] {
+            let response = app.post(path, &[(field, value)], Some(&cookie)).await;
+            assert_eq!(
+                response.status(),
+                StatusCode::BAD_REQUEST,
+                "{path} {value:?}"
+            );
+            assert_eq!(error_body(response).await.0, "invalid_input");
+        }
+    }
+    // Nothing was changed, nothing broke.
+    assert_eq!(app.me(Some(&cookie)).await.as_deref(), Some("alice"));
+    assert_eq!(app.session_rows(&cookie).await, 1);
+}

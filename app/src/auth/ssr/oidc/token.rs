@@ -287,8 +287,13 @@ fn int(claims: &Map<String, Value>, name: &str) -> Option<i64> {
     value.as_i64().or_else(|| value.as_f64().map(|f| f as i64))
 }
 
+/// A text claim. One with a control character counts as absent: no provider issues such ids,
+/// and they would otherwise reach the database (PostgreSQL refuses a NUL byte in text).
 fn text<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    claims.get(name).and_then(Value::as_str)
+    claims
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|text| !text.chars().any(char::is_control))
 }
 
 /// Compares secrets without an early exit on the first difference.
@@ -381,6 +386,15 @@ mod tests {
         );
         assert_eq!(check(json!({"jti": null})), Err(TokenError::Missing("jti")));
         assert_eq!(check(json!({"sid": null})), Err(TokenError::NoSubject));
+        // Control characters (a NUL would reach the database) make a claim count as absent.
+        assert_eq!(
+            check(json!({"jti": "a\u{0}b"})),
+            Err(TokenError::Missing("jti"))
+        );
+        assert_eq!(
+            check(json!({"sid": "s\u{0}", "sub": null})),
+            Err(TokenError::NoSubject)
+        );
         for typ in ["JWT", ""] {
             assert_eq!(
                 check_logout_token(
