@@ -132,6 +132,26 @@ async fn state_is_single_use_and_bound_to_the_browser_that_started() {
 }
 
 #[tokio::test]
+async fn a_logout_token_typed_jwt_or_untyped_is_accepted_as_older_providers_send_it() {
+    let (app, idp) = app_with_idp().await;
+    // Keycloak before 25 and Authentik before 2025.12 type it `JWT`; some send no `typ`.
+    for (typ, name) in [(Some("JWT"), "gail"), (None, "hank")] {
+        let cookie = Browser::new().sign_in(&app, name).await;
+        let sid = sid_of(&app, &cookie).await;
+        let claims = json!({"iss": idp.issuer, "aud": client_id(), "iat": now_secs(),
+            "jti": format!("typed-{name}"), "sid": sid,
+            "events": {crate::idp::BACKCHANNEL_EVENT: {}}});
+        let response = backchannel(&app, &idp.sign(typ, &claims)).await;
+        assert_eq!(response.status(), StatusCode::OK, "typ {typ:?}");
+        assert_eq!(
+            app.me(Some(&cookie)).await,
+            None,
+            "typ {typ:?}: session ended"
+        );
+    }
+}
+
+#[tokio::test]
 async fn signing_out_at_the_provider_ends_the_session_and_tells_its_open_page() {
     let (app, idp) = app_with_idp().await;
     let browser = Browser::new();
@@ -225,9 +245,14 @@ async fn hostile_logout_tokens_are_refused_and_end_nothing() {
             "neither sub nor sid",
             idp.logout_token(None, None, json!({})),
         ),
-        ("typed JWT", {
+        ("typed as an access token", {
             let claims = json!({"iss": idp.issuer, "aud": client_id(), "iat": now, "jti": "t1",
                 "sid": sid, "events": {crate::idp::BACKCHANNEL_EVENT: {}}});
+            idp.sign(Some("at+jwt"), &claims)
+        }),
+        ("an ID token typed JWT", {
+            let claims = json!({"iss": idp.issuer, "aud": client_id(), "iat": now,
+                "exp": now + 300, "jti": "t5", "sid": sid, "sub": "erin", "nonce": "n1"});
             idp.sign(Some("JWT"), &claims)
         }),
         ("a bad signature", {
@@ -293,7 +318,8 @@ async fn hostile_logout_tokens_are_refused_and_end_nothing() {
             "without events" | "another event" => "events",
             "without jti" => "jti",
             "neither sub nor sid" => "`sub` or a `sid`",
-            "typed JWT" => "typ",
+            "typed as an access token" => "typ",
+            "an ID token typed JWT" => "nonce",
             "a bad signature" => "signature does not verify",
             "signed by a key the provider does not publish" => "does not publish",
             "HMAC with the client secret" => "HS256",

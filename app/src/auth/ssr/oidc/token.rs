@@ -200,7 +200,7 @@ pub struct LogoutClaims {
 }
 
 /// The rules of a logout token (Back-Channel Logout §2.6): signed (checked by [`verify`]),
-/// explicitly typed `logout+jwt`, issuer exact, audience ours, issued recently, not expired if it
+/// typed `logout+jwt` (or untyped, or plain `JWT`: see below), issuer exact, audience ours, issued recently, not expired if it
 /// says when, the back-channel logout event, no `nonce`, a `jti`, and a `sub` or a `sid`.
 pub fn check_logout_token(
     header: &Header,
@@ -211,8 +211,14 @@ pub fn check_logout_token(
 ) -> Result<LogoutClaims, TokenError> {
     let typ = header.typ.as_deref().unwrap_or_default();
     // The media type is case-insensitive and may carry the "application/" prefix (RFC 7515 §4.1.9).
-    let typ_ok = typ.eq_ignore_ascii_case("logout+jwt")
-        || typ.eq_ignore_ascii_case("application/logout+jwt");
+    let is = |name: &str| {
+        typ.eq_ignore_ascii_case(name) || typ.eq_ignore_ascii_case(&format!("application/{name}"))
+    };
+    // §2.6 only recommends `logout+jwt`: Keycloak before 25 and Authentik before 2025.12 send
+    // `JWT`, and some send no `typ`. Those are accepted because the rules below still tell a
+    // logout token from an ID token (the `events` member, no `nonce`); any other explicit type
+    // (an access token's `at+jwt`, …) is refused.
+    let typ_ok = is("logout+jwt") || is("jwt") || typ.is_empty();
     if !typ_ok {
         return Err(TokenError::Type(typ.to_owned()));
     }
@@ -395,16 +401,32 @@ mod tests {
             check(json!({"sid": "s\u{0}", "sub": null})),
             Err(TokenError::NoSubject)
         );
-        for typ in ["JWT", ""] {
+        let check_typed = |typ: &str, extra: Value| {
+            check_logout_token(
+                &typed(typ),
+                &logout(extra),
+                "https://idp.test",
+                "client",
+                NOW,
+            )
+        };
+        for typ in ["at+jwt", "application/at+jwt", "secevent+jwt", "jose"] {
             assert_eq!(
-                check_logout_token(
-                    &typed(typ),
-                    &logout(json!({})),
-                    "https://idp.test",
-                    "client",
-                    NOW
-                ),
+                check_typed(typ, json!({})),
                 Err(TokenError::Type(typ.to_owned()))
+            );
+        }
+        // What older providers send: accepted when every other rule holds…
+        for typ in ["JWT", "jwt", "application/jwt", ""] {
+            assert!(check_typed(typ, json!({})).is_ok(), "{typ:?}");
+            // …and an ID token posted as a logout token is still refused.
+            assert_eq!(
+                check_typed(typ, json!({"events": null})),
+                Err(TokenError::Events)
+            );
+            assert_eq!(
+                check_typed(typ, json!({"nonce": "n1"})),
+                Err(TokenError::HasNonce)
             );
         }
         assert!(check_logout_token(
