@@ -97,6 +97,8 @@ pub struct Store(std::sync::Arc<StoreInner>);
 pub struct StoreInner {
     library: LibraryStore,
     db: Database,
+    /// `SESSION_ABSOLUTE_TIMEOUT`: no write stores a signed-in session past its start plus this.
+    absolute_timeout: Duration,
     /// The per-request read, outside sqlx's pool (`session_read`).
     reader: Reader,
 }
@@ -170,7 +172,7 @@ impl RowMeta {
 const SWEEP_JOB: &str = "sweep_expired_sessions";
 
 impl Store {
-    pub fn new(db: &Database) -> Self {
+    pub fn new(db: &Database, settings: &SessionSettings) -> Self {
         let reader = match db {
             Database::Sqlite(pool) => SqliteReader::for_file(pool.connect_options().get_filename())
                 .map_or(Reader::Pool, Reader::Sqlite),
@@ -193,8 +195,33 @@ impl Store {
         Self(std::sync::Arc::new(StoreInner {
             library,
             db: db.clone(),
+            absolute_timeout: settings.absolute_timeout,
             reader,
         }))
+    }
+
+    /// The record as a write stores it: its expiry never past the session's absolute deadline.
+    fn capped(&self, record: &Record) -> Record {
+        let mut record = record.clone();
+        record.expiry_date = self.capped_expiry(&record);
+        record
+    }
+
+    /// The expiry a write stores: the record's, never past the session's absolute deadline.
+    /// Every write goes through here, whoever changed the session: tower-sessions gives a
+    /// session changed without an expiry of its own the layer's default (`now + idle`), and a
+    /// handler that forgot to keep the deadline (as the single sign-on routes once did) would
+    /// otherwise carry the session past it. A session not signed in has no start, and no cap.
+    fn capped_expiry(&self, record: &Record) -> OffsetDateTime {
+        let started = record
+            .data
+            .get(STARTED_AT)
+            .and_then(serde_json::Value::as_i64)
+            .and_then(|started| OffsetDateTime::from_unix_timestamp(started).ok());
+        match started {
+            Some(started) => record.expiry_date.min(started + self.absolute_timeout),
+            None => record.expiry_date,
+        }
     }
 
     /// Deletes expired rows. Loading already ignores them; this only reclaims space.
@@ -356,6 +383,7 @@ impl Store {
     }
 
     async fn try_insert(&self, record: &Record) -> Result<bool, session_store::Error> {
+        let record = &self.capped(record);
         let data = rmp_serde::to_vec(record).map_err(store_error)?;
         let meta = RowMeta::of(record);
         let inserted = on_db!(&self.db, |pool| {
@@ -435,6 +463,7 @@ impl SessionStore for Store {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let record = &self.capped(record);
         let data = rmp_serde::to_vec(record).map_err(store_error)?;
         let meta = RowMeta::of(record);
         let updated = on_db!(&self.db, |pool| {

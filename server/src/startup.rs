@@ -85,7 +85,7 @@ impl Application {
             oidc: Providers::new(settings.oidc, &origin),
             events: Hub::new(&db, settings.stream_lifetime, settings.limits.max_streams),
             leptos_options,
-            store: Store::new(&db),
+            store: Store::new(&db, &settings.sessions),
             db,
             sessions: settings.sessions,
             throttle: settings.throttle,

@@ -773,3 +773,45 @@ async fn concurrent_unlinks_never_leave_an_account_without_a_way_in() {
         .count();
     assert_eq!(linked, 1, "one way in remains: {methods}");
 }
+
+#[tokio::test]
+async fn the_absolute_timeout_holds_through_the_single_sign_on_routes() {
+    let idp = Idp::start();
+    let app = spawn_with(
+        &idp,
+        &TestDb::new().await,
+        &[
+            ("SESSION_ABSOLUTE_TIMEOUT", "4"),
+            ("SESSION_IDLE_TIMEOUT", "60"),
+        ],
+    )
+    .await;
+    idp.register(&[&app], &client_id()).await;
+    let started = Instant::now();
+    let browser = Browser::new();
+    let response = browser
+        .post_api(
+            &app.url("/api/register"),
+            &[("username", "nora"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = browser.session(&app).expect("signed in");
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    // Linking a provider writes the session twice (the pending sign-in, then taking it out),
+    // near the end of its absolute timeout.
+    let action = browser.to_provider_login(&app, "link").await;
+    let page = browser.provider_login(&action, "nora-at-idp").await;
+    assert_eq!(page.url().path(), "/");
+    assert_eq!(app.me(Some(&cookie)).await.as_deref(), Some("nora"));
+    // Past the deadline by more than the second SQLite's text comparison of expiries blurs.
+    tokio::time::sleep(
+        Duration::from_secs(4).saturating_sub(started.elapsed()) + Duration::from_millis(1_600),
+    )
+    .await;
+    assert_eq!(
+        app.me(Some(&cookie)).await,
+        None,
+        "the session outlived its absolute timeout"
+    );
+}
