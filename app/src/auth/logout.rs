@@ -117,9 +117,10 @@ pub async fn revoke_session(id: String) -> Result<(), AppError> {
 }
 
 /// `POST /api/logout_provider`: "Sign out of NAME too". Ends this session exactly as
-/// [`logout`] does, then answers with the provider's `end_session_endpoint` URL (with
-/// `id_token_hint` and the registered `post_logout_redirect_uri`) for the browser to go to; the
-/// provider sends it back to `/?signed-out`. `null` when the session did not come from a
+/// [`logout`] does, before anything is asked of the provider, then answers with the
+/// provider's `end_session_endpoint` URL (with `id_token_hint` and the registered
+/// `post_logout_redirect_uri`) for the browser to go to; the provider sends it back to
+/// `/?signed-out`. `null` when the session did not come from a
 /// provider, or the provider cannot be reached or has no such endpoint: the Signoff session is
 /// ended all the same, and the page says so.
 #[server(prefix = "/api", endpoint = "logout_provider")]
@@ -133,11 +134,13 @@ pub async fn logout_provider() -> Result<Option<String>, AppError> {
         .session
         .get::<oidc::SessionProvider>(oidc::SESSION_KEY)
         .await?;
+    // The session ends first, always: the provider may be slow or down (its discovery document
+    // fetched on the way), and a client that gives up meanwhile must not leave it alive.
+    let ended = end_session(&mut auth, &state, EndReason::SignedOut).await?;
     let url = match &via {
         Some(via) => oidc::flow::end_session_url(&state.oidc, via).await,
         None => None,
     };
-    let ended = end_session(&mut auth, &state, EndReason::SignedOut).await?;
     if let Some(user_id) = ended.user_id {
         let name = via.as_ref().map(|via| state.oidc.name_of(&via.provider));
         audit::record_detail(

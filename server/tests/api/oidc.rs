@@ -815,3 +815,32 @@ async fn the_absolute_timeout_holds_through_the_single_sign_on_routes() {
         "the session outlived its absolute timeout"
     );
 }
+
+#[tokio::test]
+async fn sign_out_of_the_provider_too_ends_the_session_before_asking_the_provider() {
+    let (a, mut idp) = app_with_idp().await;
+    // A second instance that has never fetched the provider's discovery document.
+    let b = spawn_with(&idp, &a.test_db, &[]).await;
+    let cookie = Browser::new().sign_in(&a, "olga").await;
+    // The provider stops answering: its port takes connections and says nothing.
+    idp.stop();
+    let _silent =
+        std::net::TcpListener::bind(("127.0.0.1", idp.port)).expect("the provider's port");
+    // A client that gives up after a second, long before the provider would be given up on.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("client");
+    let _ = client
+        .post(b.url("/api/logout_provider"))
+        .header("accept", "application/json")
+        .header("cookie", format!("{}={cookie}", crate::helpers::COOKIE))
+        .send()
+        .await;
+    assert_eq!(
+        a.session_rows(&cookie).await,
+        0,
+        "the session waited on the provider"
+    );
+    assert_eq!(a.me(Some(&cookie)).await, None);
+}
