@@ -9,14 +9,14 @@ pub mod flow;
 pub mod identities;
 pub mod token;
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
+
+// tokio's clock: the cache's unit tests run on a paused one.
+use tokio::time::Instant;
 
 use jsonwebtoken::jwk::JwkSet;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use tokio::sync::Mutex;
+use tokio::sync::watch;
 
 use crate::auth::ProviderInfo;
 
@@ -94,6 +94,10 @@ const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
 const KEYS_MIN_REFRESH: Duration = Duration::from_secs(10);
 /// And at least this often, so a withdrawn key stops being accepted.
 const KEYS_TTL: Duration = Duration::from_secs(60 * 60);
+/// How long a discovery document or a key set is still used while refreshing it fails: past
+/// this, a provider that stays unreachable (or a document it withdrew) is an error, not a value
+/// trusted for ever.
+const MAX_STALE: Duration = Duration::from_secs(24 * 60 * 60);
 /// The largest document read from a provider.
 const MAX_RESPONSE_BYTES: usize = 512 * 1024;
 
@@ -121,8 +125,8 @@ impl Providers {
                     post_logout_redirect_uri: format!("{origin}/?signed-out"),
                     settings,
                     http: http.clone(),
-                    metadata: Mutex::default(),
-                    keys: Mutex::default(),
+                    metadata: Cache::default(),
+                    keys: Cache::default(),
                 })
                 .collect(),
         ))
@@ -152,11 +156,9 @@ impl Providers {
         let mut sources: Vec<String> = Vec::new();
         for provider in self.iter() {
             let mut urls = vec![provider.settings.issuer.clone()];
-            if let Ok(slot) = provider.metadata.try_lock() {
-                if let Some(cached) = slot.as_ref().and_then(|cached| cached.value.as_deref()) {
-                    urls.push(cached.authorization_endpoint.clone());
-                    urls.extend(cached.end_session_endpoint.clone());
-                }
+            if let Some(cached) = provider.metadata.peek() {
+                urls.push(cached.authorization_endpoint.clone());
+                urls.extend(cached.end_session_endpoint.clone());
             }
             for url in urls {
                 if let Some(origin) = origin_of(&url) {
@@ -177,70 +179,181 @@ fn origin_of(url: &str) -> Option<String> {
     origin.is_tuple().then(|| origin.ascii_serialization())
 }
 
-/// A value fetched from the provider, when, and when fetching it last failed.
+/// A value fetched from the provider: what is known, and the fetch under way if any. Its lock
+/// is a plain mutex held for a few instructions, never across a network call: one request
+/// fetches while the others use the previous value (if it is not too old) or wait for the
+/// result on a channel.
 #[derive(Debug)]
-struct Cached<T> {
-    value: Option<Arc<T>>,
-    fetched: Instant,
-    failed: Option<Instant>,
+struct Cache<T> {
+    state: std::sync::Mutex<CacheState<T>>,
 }
 
-/// The value in `slot` if it is younger than `max_age`; else `fetch`ed anew. One fetch at a time
-/// (the others wait for its result). After a failure the previous value, if any, stays in use,
-/// and no fetch is tried again for [`FAILURE_BACKOFF`]: a provider that is down costs one
-/// request's wait, not every request's.
-async fn cached<T>(
-    slot: &Mutex<Option<Cached<T>>>,
-    max_age: Duration,
-    fetch: impl std::future::Future<Output = Result<T, ProviderError>>,
-    provider: &str,
-    what: &str,
-) -> Result<Arc<T>, ProviderError> {
-    let mut slot = slot.lock().await;
-    if let Some(cached) = slot.as_ref() {
-        if let Some(value) = cached
-            .value
-            .as_ref()
-            .filter(|_| cached.fetched.elapsed() < max_age)
-        {
-            return Ok(Arc::clone(value));
+#[derive(Debug)]
+struct CacheState<T> {
+    value: Option<Arc<T>>,
+    fetched: Option<Instant>,
+    failed: Option<Instant>,
+    /// The result of the fetch under way, for those who wait on it.
+    fetching: Option<watch::Receiver<Option<Fetched<T>>>>,
+}
+
+type Fetched<T> = Result<Arc<T>, String>;
+
+impl<T> Default for Cache<T> {
+    fn default() -> Self {
+        Self {
+            state: std::sync::Mutex::new(CacheState {
+                value: None,
+                fetched: None,
+                failed: None,
+                fetching: None,
+            }),
         }
-        if cached
+    }
+}
+
+/// What a caller does after looking at the cache.
+enum Role<'a, T> {
+    Done(Result<Arc<T>, ProviderError>),
+    Wait(watch::Receiver<Option<Fetched<T>>>),
+    Fetch(FetchGuard<'a, T>),
+}
+
+/// The one fetch under way; if its request is dropped before the result, the next caller
+/// fetches again.
+struct FetchGuard<'a, T> {
+    cache: &'a Cache<T>,
+    tx: watch::Sender<Option<Fetched<T>>>,
+    done: bool,
+}
+
+impl<T> Drop for FetchGuard<'_, T> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.cache.lock().fetching = None;
+            // Wakes the waiters with an error rather than leaving them on a dead channel.
+            let _ = self
+                .tx
+                .send(Some(Err("the fetch was abandoned".to_owned())));
+        }
+    }
+}
+
+impl<T> Cache<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState<T>> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The value held now, however old (for the page's CSP, which never waits).
+    fn peek(&self) -> Option<Arc<T>> {
+        self.lock().value.clone()
+    }
+
+    /// The value if it is younger than `max_age`; else `fetch`ed anew. One fetch at a time:
+    /// while it runs, others use the previous value if it is younger than [`MAX_STALE`], or
+    /// wait for the result. After a failure the previous value (within [`MAX_STALE`]) stays in
+    /// use, and no fetch is tried again for [`FAILURE_BACKOFF`]: a provider that is down costs
+    /// one request's wait, not every request's.
+    async fn get(
+        &self,
+        max_age: Duration,
+        fetch: impl std::future::Future<Output = Result<T, ProviderError>>,
+        provider: &str,
+        what: &str,
+    ) -> Result<Arc<T>, ProviderError> {
+        let role = self.role(max_age, what);
+        let mut guard = match role {
+            Role::Done(result) => return result,
+            Role::Wait(mut rx) => {
+                let result = rx
+                    .wait_for(Option::is_some)
+                    .await
+                    .map(|result| result.clone())
+                    .ok()
+                    .flatten();
+                return match result {
+                    Some(Ok(value)) => Ok(value),
+                    Some(Err(error)) => Err(ProviderError::Invalid(error)),
+                    None => Err(ProviderError::Invalid(format!(
+                        "the provider's {what} could not be fetched"
+                    ))),
+                };
+            }
+            Role::Fetch(guard) => guard,
+        };
+        // No lock is held here: the others are not blocked by a slow provider.
+        let result = fetch.await.map(Arc::new);
+        let stale = {
+            let mut state = self.lock();
+            state.fetching = None;
+            match &result {
+                Ok(value) => {
+                    state.value = Some(Arc::clone(value));
+                    state.fetched = Some(Instant::now());
+                    state.failed = None;
+                    None
+                }
+                Err(_) => {
+                    state.failed = Some(Instant::now());
+                    usable(&state, MAX_STALE)
+                }
+            }
+        };
+        guard.done = true;
+        let _ = guard.tx.send(Some(match &result {
+            Ok(value) => Ok(Arc::clone(value)),
+            Err(error) => Err(error.to_string()),
+        }));
+        match (result, stale) {
+            (Ok(value), _) => Ok(value),
+            (Err(error), Some(value)) => {
+                tracing::warn!(provider, %error, "could not refresh the provider's {what}; using the previous one");
+                Ok(value)
+            }
+            (Err(error), None) => Err(error),
+        }
+    }
+
+    /// Decides, under the lock and without waiting, what this caller does.
+    fn role(&self, max_age: Duration, what: &str) -> Role<'_, T> {
+        let mut state = self.lock();
+        if let Some(value) = usable(&state, max_age) {
+            return Role::Done(Ok(value));
+        }
+        let stale = usable(&state, MAX_STALE);
+        if state
             .failed
             .is_some_and(|at| at.elapsed() < FAILURE_BACKOFF)
         {
-            return cached.value.clone().ok_or_else(|| {
+            return Role::Done(stale.ok_or_else(|| {
                 ProviderError::Invalid(format!("the provider's {what} failed to load moments ago"))
-            });
+            }));
         }
+        if let Some(rx) = state.fetching.clone() {
+            return match stale {
+                Some(value) => Role::Done(Ok(value)),
+                None => Role::Wait(rx),
+            };
+        }
+        let (tx, rx) = watch::channel(None);
+        state.fetching = Some(rx);
+        drop(state);
+        Role::Fetch(FetchGuard {
+            cache: self,
+            tx,
+            done: false,
+        })
     }
-    match fetch.await {
-        Ok(value) => {
-            let value = Arc::new(value);
-            *slot = Some(Cached {
-                value: Some(Arc::clone(&value)),
-                fetched: Instant::now(),
-                failed: None,
-            });
-            Ok(value)
-        }
-        Err(error) => {
-            let previous = slot.take();
-            let value = previous.as_ref().and_then(|cached| cached.value.clone());
-            *slot = Some(Cached {
-                value: value.clone(),
-                fetched: previous.map_or_else(Instant::now, |cached| cached.fetched),
-                failed: Some(Instant::now()),
-            });
-            match value {
-                Some(value) => {
-                    tracing::warn!(provider, %error, "could not refresh the provider's {what}; using the previous one");
-                    Ok(value)
-                }
-                None => Err(error),
-            }
-        }
-    }
+}
+
+/// The value in `state` if it was fetched less than `max_age` ago.
+fn usable<T>(state: &CacheState<T>, max_age: Duration) -> Option<Arc<T>> {
+    state
+        .value
+        .clone()
+        .filter(|_| state.fetched.is_some_and(|at| at.elapsed() < max_age))
 }
 
 #[derive(Debug)]
@@ -251,8 +364,8 @@ pub struct Provider {
     /// Where the provider sends the browser after "Sign out of NAME too"; register it there.
     pub post_logout_redirect_uri: String,
     http: reqwest::Client,
-    metadata: Mutex<Option<Cached<Metadata>>>,
-    keys: Mutex<Option<Cached<JwkSet>>>,
+    metadata: Cache<Metadata>,
+    keys: Cache<JwkSet>,
 }
 
 impl Provider {
@@ -273,14 +386,9 @@ impl Provider {
             let metadata = self.get_json::<Metadata>(&url).await?;
             self.checked(metadata)
         };
-        cached(
-            &self.metadata,
-            METADATA_TTL,
-            fetch,
-            &self.settings.id,
-            "discovery document",
-        )
-        .await
+        self.metadata
+            .get(METADATA_TTL, fetch, &self.settings.id, "discovery document")
+            .await
     }
 
     /// Discovery §4.3: the document's issuer is exactly the configured one; its endpoints are
@@ -318,7 +426,9 @@ impl Provider {
         let metadata = self.metadata().await?;
         let max_age = if refresh { KEYS_MIN_REFRESH } else { KEYS_TTL };
         let fetch = self.get_json::<JwkSet>(&metadata.jwks_uri);
-        cached(&self.keys, max_age, fetch, &self.settings.id, "keys").await
+        self.keys
+            .get(max_age, fetch, &self.settings.id, "keys")
+            .await
     }
 
     /// Verifies a token's signature against the provider's keys, fetching them again once if it
@@ -570,6 +680,87 @@ pub fn pkce_challenge(verifier: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn failing() -> Result<u32, ProviderError> {
+        Err(ProviderError::Invalid("down".into()))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_fetch_holds_no_one_who_has_a_usable_value() {
+        let cache = Arc::new(Cache::<u32>::default());
+        let first = cache.get(Duration::from_secs(60), async { Ok(1) }, "p", "keys");
+        assert_eq!(*first.await.unwrap(), 1);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        // One request refreshes against a provider that never answers…
+        let slow = tokio::spawn({
+            let cache = Arc::clone(&cache);
+            async move {
+                cache
+                    .get(Duration::from_secs(60), std::future::pending(), "p", "keys")
+                    .await
+            }
+        });
+        tokio::task::yield_now().await;
+        // …and the next is answered at once with the previous value, without waiting on it.
+        let next = cache.get(Duration::from_secs(60), async { Ok(2) }, "p", "keys");
+        let answer = futures::FutureExt::now_or_never(next).expect("not held by the fetch");
+        assert_eq!(*answer.unwrap(), 1);
+        slow.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiters_share_one_fetch_and_an_abandoned_one_is_retried() {
+        let cache = Arc::new(Cache::<u32>::default());
+        let (done, result) = tokio::sync::oneshot::channel::<u32>();
+        let leader = tokio::spawn({
+            let cache = Arc::clone(&cache);
+            async move {
+                let fetch = async { Ok(result.await.unwrap_or(0)) };
+                cache.get(Duration::from_secs(60), fetch, "p", "keys").await
+            }
+        });
+        tokio::task::yield_now().await;
+        let follower = tokio::spawn({
+            let cache = Arc::clone(&cache);
+            async move {
+                let fetch = async { panic!("a second fetch while one is under way") };
+                cache.get(Duration::from_secs(60), fetch, "p", "keys").await
+            }
+        });
+        tokio::task::yield_now().await;
+        done.send(7).unwrap();
+        assert_eq!(*leader.await.unwrap().unwrap(), 7);
+        assert_eq!(*follower.await.unwrap().unwrap(), 7);
+
+        // A fetch whose request is dropped: the next caller fetches again.
+        let cache = Cache::<u32>::default();
+        let abandoned = cache.get(Duration::from_secs(60), std::future::pending(), "p", "keys");
+        assert!(futures::FutureExt::now_or_never(abandoned).is_none());
+        let again = cache.get(Duration::from_secs(60), async { Ok(9) }, "p", "keys");
+        assert_eq!(*again.await.unwrap(), 9);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stale_value_has_a_maximum_age() {
+        let cache = Cache::<u32>::default();
+        let first = cache.get(Duration::from_secs(60), async { Ok(1) }, "p", "keys");
+        assert_eq!(*first.await.unwrap(), 1);
+        // Refreshing fails: the previous value stays in use for a while…
+        tokio::time::advance(Duration::from_secs(120)).await;
+        assert_eq!(
+            *cache
+                .get(Duration::from_secs(60), failing(), "p", "keys")
+                .await
+                .unwrap(),
+            1
+        );
+        // …but not for ever.
+        tokio::time::advance(MAX_STALE).await;
+        assert!(cache
+            .get(Duration::from_secs(60), failing(), "p", "keys")
+            .await
+            .is_err());
+    }
 
     #[test]
     fn pkce_matches_rfc_7636_appendix_b() {
