@@ -90,8 +90,17 @@ for (const mode of ['as served', 'Clear-Site-Data stripped'] as const) {
     expect(first!.httpOnly).toBe(true);
     expect(first!.sameSite).toBe('Lax');
     expect(first!.path).toBe('/');
-    expect((await cookie(context, DEVICE))?.secure, 'the device cookie').toBe(true);
 
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+    await expect(page.getByRole('form', { name: 'Sign in' })).toBeVisible();
+    expect(await cookie(context, SESSION), 'the browser forgot the session cookie').toBeUndefined();
+
+    // A sign-in makes this browser known to the account: the device cookie.
+    await signIn(page, username);
+    const second = await cookie(context, SESSION);
+    expect(second).toBeDefined();
+    expect(second!.value).not.toBe(first!.value);
+    expect((await cookie(context, DEVICE))?.secure, 'the device cookie').toBe(true);
     const strippedBefore = proxy.stripped();
     await page.getByRole('button', { name: 'Sign out', exact: true }).click();
     await expect(page.getByRole('form', { name: 'Sign in' })).toBeVisible();
@@ -100,12 +109,11 @@ for (const mode of ['as served', 'Clear-Site-Data stripped'] as const) {
       expect(proxy.stripped(), 'the proxy removed Clear-Site-Data').toBeGreaterThan(strippedBefore);
       // Nothing cleared the site's cookies wholesale: the removal alone did the work.
       expect(await cookie(context, DEVICE), 'Clear-Site-Data did not reach the browser').toBeDefined();
+    } else {
+      expect(await cookie(context, DEVICE), 'Clear-Site-Data cleared the rest').toBeUndefined();
     }
 
     await signIn(page, username);
-    const second = await cookie(context, SESSION);
-    expect(second).toBeDefined();
-    expect(second!.value).not.toBe(first!.value);
     await page.getByRole('button', { name: 'Sign out everywhere' }).click();
     await expect(page.getByRole('status')).toHaveText('You signed out everywhere.');
     expect(await cookie(context, SESSION), 'Sign out everywhere removed the cookie').toBeUndefined();
