@@ -168,6 +168,21 @@ impl RowMeta {
     }
 }
 
+/// Expired rows deleted per statement by the sweep.
+pub const SWEEP_BATCH: i64 = 1_000;
+/// The shortest pause between two batches of the sweep (writers waiting for SQLite's lock get
+/// it); a batch that took longer is followed by a pause as long as it took.
+const SWEEP_PAUSE: Duration = Duration::from_millis(25);
+
+/// What a sweep of expired sessions did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub rows: u64,
+    pub batches: u32,
+    /// The longest a batch took: how long it held the write lock, at most.
+    pub longest_batch: Duration,
+}
+
 /// The name of the shared job that sweeps expired sessions (a row of `maintenance`).
 const SWEEP_JOB: &str = "sweep_expired_sessions";
 
@@ -224,12 +239,47 @@ impl Store {
         }
     }
 
-    /// Deletes expired rows. Loading already ignores them; this only reclaims space.
-    pub async fn delete_expired(&self) -> session_store::Result<()> {
-        use tower_sessions::ExpiredDeletion;
-        match &self.library {
-            LibraryStore::Sqlite(store) => store.delete_expired().await,
-            LibraryStore::Postgres(store) => store.delete_expired().await,
+    /// Deletes expired rows, [`SWEEP_BATCH`] at a time with a pause between batches. Loading
+    /// already ignores them; this only reclaims space, and must never be felt: one statement
+    /// over a large backlog (half a million rows after a restart, or bots' pre-login sessions)
+    /// held SQLite's write lock for seconds, and every sign-in meanwhile waited, then got 503.
+    /// A batch takes its rows by the `expiry_date` index and holds the lock for milliseconds;
+    /// on PostgreSQL it skips rows another transaction holds, so it never waits on a request.
+    pub async fn delete_expired(&self) -> Result<Swept, sqlx::Error> {
+        let mut swept = Swept::default();
+        loop {
+            let started = std::time::Instant::now();
+            let now = OffsetDateTime::now_utc();
+            let deleted = match &self.db {
+                Database::Sqlite(pool) => sqlx::query(
+                    "DELETE FROM tower_sessions WHERE id IN (SELECT id FROM tower_sessions \
+                         WHERE expiry_date < $1 LIMIT $2)",
+                )
+                .bind(now)
+                .bind(SWEEP_BATCH)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+                Database::Postgres(pool) => sqlx::query(
+                    "DELETE FROM tower_sessions WHERE id IN (SELECT id FROM tower_sessions \
+                         WHERE expiry_date < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                )
+                .bind(now)
+                .bind(SWEEP_BATCH)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            };
+            swept.rows += deleted;
+            swept.batches += 1;
+            let took = started.elapsed();
+            swept.longest_batch = swept.longest_batch.max(took);
+            if deleted < SWEEP_BATCH as u64 {
+                return Ok(swept);
+            }
+            // At least as long as the batch took: the sweep takes at most half of the database's
+            // time (and of a small machine's cores), however slow its batches turn out.
+            tokio::time::sleep(took.max(SWEEP_PAUSE)).await;
         }
     }
 
@@ -788,8 +838,17 @@ pub async fn sweep_expired(
         let claim = period.mul_f64(0.9);
         match store.db.claim_job(SWEEP_JOB, claim).await {
             Ok(true) => {
-                if let Err(error) = store.delete_expired().await {
-                    tracing::warn!(%error, "could not delete expired sessions; will retry");
+                match store.delete_expired().await {
+                    Ok(swept) if swept.rows > 0 => tracing::info!(
+                        rows = swept.rows,
+                        batches = swept.batches,
+                        longest_batch_ms = swept.longest_batch.as_millis() as u64,
+                        "swept expired sessions"
+                    ),
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "could not delete expired sessions; will retry");
+                    }
                 }
                 if let Err(error) = attempts::forget_old(&store.db, &throttle).await {
                     tracing::warn!(%error, "could not forget old sign-in attempts; will retry");

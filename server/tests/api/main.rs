@@ -23,5 +23,6 @@ mod proxy;
 mod register;
 mod restart;
 mod soak;
+mod sweep;
 mod throttle;
 mod wire;

@@ -647,22 +647,22 @@ async fn without_providers_nothing_changes() {
 }
 
 #[tokio::test]
-async fn unfinished_sign_ins_are_throttled_per_address_and_finished_ones_are_not() {
+async fn starting_sign_ins_is_never_throttled_but_failed_code_exchanges_are() {
     let idp = Idp::start();
-    // Three unfinished sign-ins per address (three times the registration limit).
     let app = spawn_with(
         &idp,
         &crate::helpers::TestDb::new().await,
-        &[("REGISTER_MAX_PER_WINDOW", "1")],
+        &[
+            ("REGISTER_MAX_PER_WINDOW", "1"),
+            ("LOGIN_MAX_FAILURES", "2"),
+        ],
     )
     .await;
     idp.register(&[&app], &client_id()).await;
-    // Finished sign-ins do not count.
-    for _ in 0..4 {
-        Browser::new().sign_in(&app, "quinn").await;
-    }
     let start = format!("/api/oidc/{PROVIDER}/start");
-    let starts = (0..3).map(|_| async {
+    // Cancelled sign-ins, double clicks, a whole office behind one address: starts cost
+    // nothing, and none is refused (three per address were, before).
+    let starts = (0..12).map(|_| async {
         let browser = Browser::new();
         let response = browser.post_form(&app.url(&start), &[]).await;
         response.headers()["location"]
@@ -676,15 +676,43 @@ async fn unfinished_sign_ins_are_throttled_per_address_and_finished_ones_are_not
             "to the provider: {location}"
         );
     }
+    Browser::new().sign_in(&app, "quinn").await;
+
+    // Code exchanges that fail are counted per browser session: the third is refused before
+    // the provider is asked.
     let browser = Browser::new();
-    let refused = browser.post_form(&app.url(&start), &[]).await;
-    assert_eq!(
-        refused.headers()["location"],
-        "/",
-        "refused, back to the page"
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let response = browser.post_form(&app.url(&start), &[]).await;
+        let location =
+            reqwest::Url::parse(response.headers()["location"].to_str().expect("a location"))
+                .expect("a URL");
+        let state = location
+            .query_pairs()
+            .find(|(key, _)| key == "state")
+            .map(|(_, value)| value.into_owned())
+            .expect("a state");
+        let callback = reqwest::Url::parse_with_params(
+            &app.url(&format!("/api/oidc/{PROVIDER}/callback")),
+            &[
+                ("state", state.as_str()),
+                ("code", "not-a-code-the-provider-issued"),
+                ("iss", idp.issuer.as_str()),
+            ],
+        )
+        .expect("callback URL");
+        let landed = browser.follow(browser.get(callback.as_str()).await).await;
+        answers.push(landed.text().await.expect("html"));
+    }
+    assert!(!answers[0].contains("Too many"), "{}", answers[0]);
+    assert!(!answers[1].contains("Too many"), "{}", answers[1]);
+    assert!(
+        answers[2].contains("Too many sign-ins with"),
+        "{}",
+        answers[2]
     );
-    let html = browser.follow(refused).await.text().await.expect("html");
-    assert!(html.contains("Too many"), "the page says why");
+    // Another browser at the same address is not affected (the address has a high ceiling).
+    Browser::new().sign_in(&app, "quinn").await;
 }
 
 #[tokio::test]

@@ -98,16 +98,23 @@ pub fn register_buckets(settings: &ThrottleSettings, ip: Option<IpAddr>) -> Vec<
     .collect()
 }
 
-/// Sign-ins with a provider started from one client address and not (yet) finished, within the
-/// window: each one made a pre-login session, so a client that starts them without end is cut
-/// off at three times the registration limit. A finished sign-in stops counting.
-pub fn sso_buckets(settings: &ThrottleSettings, ip: Option<IpAddr>) -> Vec<Bucket> {
-    ip.map(|ip| Bucket {
+/// The buckets a single sign-on code exchange is counted in until it succeeds: the browser's
+/// session (`LOGIN_MAX_FAILURES`), and its address with a high ceiling (ten times that), so that
+/// people behind one NAT or proxy are not locked out by each other.
+pub fn sso_buckets(
+    settings: &ThrottleSettings,
+    ip: Option<IpAddr>,
+    session: Option<&str>,
+) -> Vec<Bucket> {
+    let session = session.map(|handle| Bucket {
+        key: format!("sso:session:{handle}"),
+        limit: settings.max_failures,
+    });
+    let address = ip.map(|ip| Bucket {
         key: format!("sso:{}", counting_key(ip)),
-        limit: settings.max_registrations.saturating_mul(3),
-    })
-    .into_iter()
-    .collect()
+        limit: settings.max_failures.saturating_mul(10),
+    });
+    session.into_iter().chain(address).collect()
 }
 
 /// A reserved attempt. Dropping it keeps it counted (a failure); [`succeeded`](Self::succeeded)
@@ -119,16 +126,6 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// The attempt's id, to finish it in a later request ([`Reservation::resume`]).
-    pub fn id(&self) -> &str {
-        &self.attempt
-    }
-
-    /// An attempt reserved by an earlier request (a sign-in with a provider spans two).
-    pub fn resume(attempt: String) -> Self {
-        Self { attempt }
-    }
-
     /// The attempt succeeded: it does not count. If this fails the attempt stays counted, which
     /// errs on the safe side, so the error is only logged.
     pub async fn succeeded(self, db: &Database) {

@@ -48,8 +48,6 @@ struct Pending {
     /// Linking to this signed-in account, rather than signing in.
     link_to: Option<i64>,
     started_ms: i64,
-    /// The throttle's count of this unfinished sign-in (`throttle::sso_buckets`).
-    attempt: String,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -89,10 +87,9 @@ async fn start(state: AppState, id: String, request: Request, intent: Intent) ->
     // Only the request's parts are kept: a `Request` is not `Sync`, so a reference to it cannot
     // be held across an await of a handler's future.
     let auth = auth_session(&request);
-    let meta = request_meta(&state, &request);
     drop(request);
     let begun = match auth {
-        Ok(auth) => begin(&state, &id, auth, &meta, intent).await,
+        Ok(auth) => begin(&state, &id, auth, intent).await,
         Err(error) => Err(error),
     };
     match begun {
@@ -105,7 +102,6 @@ async fn begin(
     state: &AppState,
     id: &str,
     auth: AuthSession,
-    meta: &RequestMeta,
     intent: Intent,
 ) -> Result<String, AppError> {
     let provider = state
@@ -125,21 +121,10 @@ async fn begin(
         .metadata()
         .await
         .map_err(|error| unreachable_provider(provider, &error))?;
-    // Counted until its callback succeeds: each start makes a pre-login session.
-    let buckets = throttle::sso_buckets(&state.throttle, meta.ip);
-    let counted = throttle::reserve(&state.db, &state.throttle, &buckets)
-        .await
-        .map_err(|error| match error.retry_after {
-            Some(_) => AppError {
-                message: "Too many sign-ins were started from your network without finishing. \
-                          Wait a few minutes and try again."
-                    .into(),
-                ..error
-            },
-            None => error,
-        })?;
+    // Not throttled: a start costs nothing but a pending entry in this browser's session, and
+    // counting starts per address locked out everyone behind one NAT or proxy after a few
+    // double clicks. What costs something, the callback's code exchange, is counted instead.
     let pending = Pending {
-        attempt: counted.id().to_owned(),
         provider: id.to_owned(),
         state: super::random_token(32)?,
         nonce: super::random_token(32)?,
@@ -265,6 +250,21 @@ async fn finish(
         .code
         .as_deref()
         .ok_or_else(|| AppError::invalid_input(format!("{name} sent no authorization code.")))?;
+    // The exchange is what costs something (a call to the provider, then a key check): counted
+    // per browser session and, with a high ceiling, per address, until the sign-in succeeds.
+    let session = auth.session.id().map(|id| crate::session::handle(&id));
+    let buckets = throttle::sso_buckets(&state.throttle, meta.ip, session.as_deref());
+    let counted = throttle::reserve(&state.db, &state.throttle, &buckets)
+        .await
+        .map_err(|error| match error.retry_after {
+            Some(_) => AppError {
+                message: format!(
+                    "Too many sign-ins with {name} failed. Wait a few minutes and try again."
+                ),
+                ..error
+            },
+            None => error,
+        })?;
     let (id_token, access_token) = provider
         .exchange_code(code, &pending.verifier)
         .await
@@ -295,10 +295,8 @@ async fn finish(
     }
 
     let issuer = &provider.settings.issuer;
-    // The provider vouched for this person: the sign-in no longer counts against the address.
-    throttle::Reservation::resume(pending.attempt.clone())
-        .succeeded(&state.db)
-        .await;
+    // The provider vouched for this person: the exchange no longer counts.
+    counted.succeeded(&state.db).await;
     match pending.link_to {
         Some(user_id) => {
             // Still the account that asked to link (not signed out or switched meanwhile)?
