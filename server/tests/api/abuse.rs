@@ -625,14 +625,7 @@ async fn a_password_change_keeps_the_absolute_deadline() {
     // re-keys the session without a refresh of its own.
     assert_eq!(app.me(Some(&cookie)).await.as_deref(), Some("alice"));
     let changed = app
-        .post(
-            "/api/change_password",
-            &[
-                ("current_password", PASSWORD),
-                ("new_password", "a brand new passphrase here"),
-            ],
-            Some(&cookie),
-        )
+        .change_password(&cookie, "a brand new passphrase here")
         .await;
     assert_eq!(changed.status(), StatusCode::OK);
     let renewed = session_cookie(&changed).expect("a new id");

@@ -286,6 +286,19 @@ impl TestApp {
         .await
     }
 
+    /// `POST /api/change_password` from [`PASSWORD`] to `new_password` with session `cookie`.
+    pub async fn change_password(&self, cookie: &str, new_password: &str) -> Response {
+        self.post(
+            "/api/change_password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", new_password),
+            ],
+            Some(cookie),
+        )
+        .await
+    }
+
     /// `POST /api/register` with these credentials and no cookie.
     pub async fn register_attempt(&self, username: &str, password: &str) -> Response {
         self.post(

@@ -210,14 +210,7 @@ async fn every_way_a_session_ends_sends_a_removal_browsers_accept() {
         let other = app.login("alice").await;
         let cookie = app.login("alice").await;
         let changed = app
-            .post(
-                "/api/change_password",
-                &[
-                    ("current_password", PASSWORD),
-                    ("new_password", "a brand new passphrase here"),
-                ],
-                Some(&cookie),
-            )
+            .change_password(&cookie, "a brand new passphrase here")
             .await;
         assert_eq!(changed.status(), StatusCode::OK);
         let renewed = sets_a_session(&changed, secure, &format!("{mode} password change"));
