@@ -177,7 +177,9 @@ async fn an_ended_session_is_refused_by_every_later_request_on_every_instance() 
                 seen
             }));
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Long enough for the load to be well under way (200 workers open their connections
+        // first; on a busy 2-core machine 300 ms once gave 180 answers, short of the 200 below).
+        tokio::time::sleep(Duration::from_millis(600)).await;
         if how == "sign-out on A" {
             let response = a.post("/api/logout", &[], Some(&cookie)).await;
             assert_eq!(response.status(), StatusCode::OK);
