@@ -6,35 +6,12 @@ use reqwest::{header, redirect::Policy, Client, Response, StatusCode};
 
 use crate::helpers::*;
 
-/// What Chromium sends with a native form post from the app's own page.
-const BROWSER_FORM: &[(&str, &str)] = &[
-    (
-        "accept",
-        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-    ),
-    ("origin", "null"),
-    ("sec-fetch-site", "same-origin"),
-    ("sec-fetch-mode", "navigate"),
-    ("sec-fetch-dest", "document"),
-];
-
 /// A browser that does not follow redirects, so each answer can be inspected.
 fn browser() -> Client {
     Client::builder()
         .redirect(Policy::none())
         .build()
         .expect("client")
-}
-
-async fn submit(app: &TestApp, path: &str, form: &[(&str, &str)], cookies: &str) -> Response {
-    let mut request = browser().post(app.url(path)).form(form);
-    for (name, value) in BROWSER_FORM {
-        request = request.header(*name, *value);
-    }
-    if !cookies.is_empty() {
-        request = request.header(header::COOKIE, cookies);
-    }
-    request.send().await.expect("request sent")
 }
 
 /// `GET` a page as a browser would: its headers and its HTML.
@@ -66,7 +43,7 @@ async fn create_account_sign_out_and_sign_in_again_without_javascript() {
     let app = spawn_app().await;
     let form = [("username", "alice"), ("password", PASSWORD)];
 
-    let created = submit(&app, "/api/register", &form, "").await;
+    let created = app.submit_form("/api/register", &form, "").await;
     assert_eq!(created.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&created).as_deref(), Some("/"));
     assert_eq!(cache_control(&created).as_deref(), Some("no-store"));
@@ -74,7 +51,9 @@ async fn create_account_sign_out_and_sign_in_again_without_javascript() {
     let (_, signed_in) = page(&app, "/", &format!("{COOKIE}={cookie}")).await;
     assert!(signed_in.contains("Signed in as"), "{signed_in}");
 
-    let out = submit(&app, "/api/logout", &[], &format!("{COOKIE}={cookie}")).await;
+    let out = app
+        .submit_form("/api/logout", &[], &format!("{COOKIE}={cookie}"))
+        .await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&out).as_deref(), Some("/?signed-out"));
     let removal = session_set_cookie(&out).expect("the cookie is removed");
@@ -88,7 +67,7 @@ async fn create_account_sign_out_and_sign_in_again_without_javascript() {
     assert!(signed_out.contains("You signed out."), "{signed_out}");
     assert!(signed_out.contains("action=\"/api/login\""));
 
-    let again = submit(&app, "/api/login", &form, "").await;
+    let again = app.submit_form("/api/login", &form, "").await;
     assert_eq!(again.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&again).as_deref(), Some("/"));
     let cookie = session_cookie(&again).expect("signed in again");
@@ -100,16 +79,16 @@ async fn a_failed_form_post_shows_its_error_once_in_its_form() {
     let app = spawn_app().await;
     app.register("alice").await;
 
-    let failed = submit(
-        &app,
-        "/api/login",
-        &[
-            ("username", "alice"),
-            ("password", "not the password at all"),
-        ],
-        "",
-    )
-    .await;
+    let failed = app
+        .submit_form(
+            "/api/login",
+            &[
+                ("username", "alice"),
+                ("password", "not the password at all"),
+            ],
+            "",
+        )
+        .await;
     assert_eq!(failed.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&failed).as_deref(), Some("/"));
     assert!(session_cookie(&failed).is_none(), "not signed in");
@@ -135,13 +114,13 @@ async fn a_failed_form_post_shows_its_error_once_in_its_form() {
     let (_, body) = page(&app, "/", forged).await;
     assert!(!body.contains("Your account is closed"), "{body}");
 
-    let short = submit(
-        &app,
-        "/api/register",
-        &[("username", "bob"), ("password", "short")],
-        "",
-    )
-    .await;
+    let short = app
+        .submit_form(
+            "/api/register",
+            &[("username", "bob"), ("password", "short")],
+            "",
+        )
+        .await;
     let (_, body) = page(&app, "/", &flash_of(&short)).await;
     assert!(
         body.contains("Password must be at least 15 characters long."),

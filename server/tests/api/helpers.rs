@@ -13,6 +13,18 @@ pub const COOKIE: &str = "signoff_session";
 /// The session cookie's name when `COOKIE_SECURE=true` (the `__Host-` prefix).
 pub const SECURE_COOKIE: &str = "__Host-signoff_session";
 pub const PASSWORD: &str = "correct horse battery staple";
+/// What Chromium sends with a native form post from the app's own page (`Origin: null` under
+/// `Referrer-Policy: no-referrer`).
+pub const BROWSER_FORM: &[(&str, &str)] = &[
+    (
+        "accept",
+        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    ),
+    ("origin", "null"),
+    ("sec-fetch-site", "same-origin"),
+    ("sec-fetch-mode", "navigate"),
+    ("sec-fetch-dest", "document"),
+];
 /// For tests that load a server from one address on purpose (hundreds of requests in flight
 /// from one client): lifts that address's share of the connection slots, which would otherwise
 /// refuse them before they reach what the test is about. The share itself is tested in
@@ -253,6 +265,19 @@ impl TestApp {
         }
         if let Some(cookie) = cookie {
             request = request.header(header::COOKIE, format!("{}={cookie}", self.cookie_name));
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// A native form post as Chromium sends it ([`BROWSER_FORM`]), with exactly `cookies` (a raw
+    /// `Cookie` header; empty for none). The answer is not followed (a 303 lands on the page).
+    pub async fn submit_form(&self, path: &str, form: &[(&str, &str)], cookies: &str) -> Response {
+        let mut request = self.client.post(self.url(path)).form(form);
+        for (name, value) in BROWSER_FORM {
+            request = request.header(*name, *value);
+        }
+        if !cookies.is_empty() {
+            request = request.header(header::COOKIE, cookies);
         }
         request.send().await.expect("request sent")
     }

@@ -104,32 +104,6 @@ fn sets_a_session(response: &Response, secure: bool, what: &str) -> String {
     value
 }
 
-/// A request carrying exactly `cookies` (a raw `Cookie` header), asking for JSON.
-async fn post_raw(app: &TestApp, path: &str, form: &[(&str, &str)], cookies: &str) -> Response {
-    client()
-        .post(app.url(path))
-        .header(header::ACCEPT, "application/json")
-        .header(header::COOKIE, cookies)
-        .form(form)
-        .send()
-        .await
-        .expect("request sent")
-}
-
-/// A native form post as Chromium sends it (it lands on the page with 303).
-async fn submit(app: &TestApp, path: &str, form: &[(&str, &str)], cookies: &str) -> Response {
-    let mut request = client()
-        .post(app.url(path))
-        .header(header::ACCEPT, "text/html,application/xhtml+xml")
-        .header(header::ORIGIN, "null")
-        .header("sec-fetch-site", "same-origin")
-        .form(form);
-    if !cookies.is_empty() {
-        request = request.header(header::COOKIE, cookies);
-    }
-    request.send().await.expect("request sent")
-}
-
 fn client() -> Client {
     Client::builder()
         .redirect(Policy::none())
@@ -177,32 +151,35 @@ async fn every_way_a_session_ends_sends_a_removal_browsers_accept() {
         // Without JavaScript: the form posts land on the page, cookie removed.
         for endpoint in ["/api/logout", "/api/logout_all"] {
             let cookie = app.login("alice").await;
-            let out = submit(&app, endpoint, &[], &format!("{name}={cookie}")).await;
+            let out = app
+                .submit_form(endpoint, &[], &format!("{name}={cookie}"))
+                .await;
             assert_eq!(out.status(), StatusCode::SEE_OTHER);
             removes_the_cookie(&out, secure, &format!("{mode} form {endpoint}"));
             assert_eq!(app.session_rows(&cookie).await, 0);
         }
         let cookie = app.login("alice").await;
         let handle = app.handle_of(&cookie).await;
-        let out = submit(
-            &app,
-            "/api/revoke_session",
-            &[("id", &handle)],
-            &format!("{name}={cookie}"),
-        )
-        .await;
+        let out = app
+            .submit_form(
+                "/api/revoke_session",
+                &[("id", &handle)],
+                &format!("{name}={cookie}"),
+            )
+            .await;
         assert_eq!(out.status(), StatusCode::SEE_OTHER);
         removes_the_cookie(&out, secure, &format!("{mode} form revoke_session"));
 
         // A sign-out with two session cookies (one planted): no session, yet the cookie goes.
         let cookie = app.login("alice").await;
-        let out = post_raw(
-            &app,
-            "/api/logout",
-            &[],
-            &format!("{name}=planted; {name}={cookie}"),
-        )
-        .await;
+        let out = app
+            .post_with(
+                "/api/logout",
+                &[],
+                None,
+                &[("cookie", &format!("{name}=planted; {name}={cookie}"))],
+            )
+            .await;
         assert!(out.status().is_success());
         removes_the_cookie(&out, secure, &format!("{mode} logout with duplicates"));
 
@@ -255,16 +232,16 @@ async fn every_cookie_set_on_the_wire_is_well_formed() {
         assert_ne!(bob, alice);
 
         // A form error travels in the flash cookie, and the page render removes it.
-        let failed = submit(
-            &app,
-            "/api/login",
-            &[
-                ("username", "alice"),
-                ("password", "not the password at all"),
-            ],
-            "",
-        )
-        .await;
+        let failed = app
+            .submit_form(
+                "/api/login",
+                &[
+                    ("username", "alice"),
+                    ("password", "not the password at all"),
+                ],
+                "",
+            )
+            .await;
         assert_eq!(failed.status(), StatusCode::SEE_OTHER);
         checked(&failed, secure, &format!("{mode} failed form sign-in"));
         let flash_name = if secure {
@@ -299,13 +276,13 @@ async fn every_cookie_set_on_the_wire_is_well_formed() {
         assert!(body.contains("Wrong username or password."), "{body}");
 
         // A native form sign-in lands with the new session cookie.
-        let signed_in = submit(
-            &app,
-            "/api/login",
-            &[("username", "alice"), ("password", PASSWORD)],
-            &format!("{name}={bob}"),
-        )
-        .await;
+        let signed_in = app
+            .submit_form(
+                "/api/login",
+                &[("username", "alice"), ("password", PASSWORD)],
+                &format!("{name}={bob}"),
+            )
+            .await;
         assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
         sets_a_session(
             &signed_in,
