@@ -250,26 +250,26 @@ impl Store {
         loop {
             let started = std::time::Instant::now();
             let now = OffsetDateTime::now_utc();
-            let deleted = match &self.db {
-                Database::Sqlite(pool) => sqlx::query(
+            // PostgreSQL skips rows another transaction holds rather than wait for them;
+            // SQLite has one writer, and no such clause.
+            let sql = match &self.db {
+                Database::Sqlite(_) => {
                     "DELETE FROM tower_sessions WHERE id IN (SELECT id FROM tower_sessions \
-                         WHERE expiry_date < $1 LIMIT $2)",
-                )
-                .bind(now)
-                .bind(SWEEP_BATCH)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-                Database::Postgres(pool) => sqlx::query(
+                     WHERE expiry_date < $1 LIMIT $2)"
+                }
+                Database::Postgres(_) => {
                     "DELETE FROM tower_sessions WHERE id IN (SELECT id FROM tower_sessions \
-                         WHERE expiry_date < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
-                )
-                .bind(now)
-                .bind(SWEEP_BATCH)
-                .execute(pool)
-                .await?
-                .rows_affected(),
+                     WHERE expiry_date < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"
+                }
             };
+            let deleted = on_db!(&self.db, |pool| {
+                sqlx::query(sql)
+                    .bind(now)
+                    .bind(SWEEP_BATCH)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            });
             swept.rows += deleted;
             swept.batches += 1;
             let took = started.elapsed();
@@ -676,7 +676,6 @@ fn well_formed(cookie: AppCookie, set_cookie: &http::HeaderValue) -> http::Heade
     if parsed.value().is_empty() {
         return cookie.removal_header();
     }
-    let max_age = parsed.max_age().map(|age| age.whole_seconds().max(0));
     // A session id is URL-safe base64; anything else would not be ours to send.
     let value = parsed.value();
     if !value
@@ -686,7 +685,9 @@ fn well_formed(cookie: AppCookie, set_cookie: &http::HeaderValue) -> http::Heade
         tracing::error!("the session layer set a cookie value that is no session id");
         return cookie.removal_header();
     }
-    let max_age = max_age.map(|age| Duration::from_secs(age.unsigned_abs()));
+    let max_age = parsed
+        .max_age()
+        .map(|age| Duration::from_secs(age.whole_seconds().max(0).unsigned_abs()));
     http::HeaderValue::from_str(&cookie.set(value, max_age))
         .unwrap_or_else(|_| cookie.removal_header())
 }

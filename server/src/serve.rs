@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use app::auth::ssr::client_addr::{counting_key, Cidr};
+use app::auth::ssr::client_addr::{counting_key, is_trusted_proxy, Cidr};
 use axum::{
     body::Body,
     extract::{ConnectInfo, Request},
@@ -246,10 +246,11 @@ pub fn ensure_file_limit(
     limits: &ServerLimits,
     database_connections: u32,
 ) -> Result<u64, FileLimitError> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+
     let needed = (limits.max_connections + REFUSALS_AT_ONCE) as u64
         + 2 * u64::from(database_connections)
         + FD_RESERVE;
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let current = getrlimit(Resource::Nofile);
     // `None` is unlimited.
     let soft = current.current.unwrap_or(u64::MAX);
@@ -342,7 +343,7 @@ impl Shares {
     /// A place for one more connection from `ip`, or `None` when it holds its share already.
     /// A trusted proxy's connections are not counted.
     fn take(&self, ip: std::net::IpAddr) -> Option<Share> {
-        if self.trusted.iter().any(|cidr| cidr.contains(ip)) {
+        if is_trusted_proxy(ip, &self.trusted) {
             return Some(Share(None));
         }
         let key = counting_key(ip);

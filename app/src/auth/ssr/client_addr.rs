@@ -76,10 +76,16 @@ fn canonical(addr: IpAddr) -> IpAddr {
     }
 }
 
+/// Whether `addr` is one of the trusted proxies (`TRUSTED_PROXIES`).
+pub fn is_trusted_proxy(addr: IpAddr, trusted: &[Cidr]) -> bool {
+    let addr = canonical(addr);
+    trusted.iter().any(|cidr| cidr.contains(addr))
+}
+
 /// The client's address: the peer, or what trusted proxies say on its behalf.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
     let peer = canonical(peer);
-    if !trusted.iter().any(|cidr| cidr.contains(peer)) {
+    if !is_trusted_proxy(peer, trusted) {
         return peer;
     }
     // The chain as the proxies appended it, nearest last.
@@ -91,7 +97,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr 
             break;
         };
         client = hop;
-        if !trusted.iter().any(|cidr| cidr.contains(hop)) {
+        if !is_trusted_proxy(hop, trusted) {
             break;
         }
     }

@@ -200,8 +200,9 @@ pub struct LogoutClaims {
 }
 
 /// The rules of a logout token (Back-Channel Logout §2.6): signed (checked by [`verify`]),
-/// typed `logout+jwt` (or untyped, or plain `JWT`: see below), issuer exact, audience ours, issued recently, not expired if it
-/// says when, the back-channel logout event, no `nonce`, a `jti`, and a `sub` or a `sid`.
+/// typed `logout+jwt` (or untyped, or plain `JWT`: see below), issuer exact, audience ours,
+/// issued recently, not expired if it says when, the back-channel logout event, no `nonce`, a
+/// `jti`, and a `sub` or a `sid`.
 pub fn check_logout_token(
     header: &Header,
     claims: &Map<String, Value>,
