@@ -148,6 +148,14 @@ impl AppError {
         )
     }
 
+    /// A name that reads like an account's (UTS #39 confusables): taken too, as people read it.
+    pub fn username_lookalike() -> Self {
+        Self::new(
+            ErrorCode::UsernameTaken,
+            "That username looks the same as one already taken. Choose another one.",
+        )
+    }
+
     pub fn unavailable() -> Self {
         Self::new(
             ErrorCode::Unavailable,

@@ -860,6 +860,10 @@ pub async fn sweep_expired(
                 if let Err(error) = store.forget_used_logout_tokens().await {
                     tracing::warn!(%error, "could not forget used logout tokens; will retry");
                 }
+                // Accounts an older instance made during a rolling upgrade (usually none).
+                if let Err(error) = crate::auth::ssr::names::adopt_old_names(&store.db).await {
+                    tracing::warn!(%error, "could not adopt old names; will retry");
+                }
             }
             Ok(false) => tracing::trace!("another instance swept expired sessions this period"),
             Err(error) => tracing::warn!(%error, "could not claim the session sweep; will retry"),

@@ -60,6 +60,10 @@ async fn unlock_account(settings: &Settings, username: &str) -> ExitCode {
         eprintln!("signoff: {error}");
         return ExitCode::FAILURE;
     }
+    if let Err(error) = server::startup::adopt_old_names(&db).await {
+        eprintln!("signoff: {error}");
+        return ExitCode::FAILURE;
+    }
     match app::auth::ssr::backend::unlock_account(&db, username).await {
         Ok(true) => {
             println!("signoff: {username} is unlocked");

@@ -47,6 +47,8 @@ pub enum StartupError {
     Hasher(AppError),
     #[error(transparent)]
     FileLimit(#[from] crate::serve::FileLimitError),
+    #[error("could not give existing accounts their PRECIS names: {0}")]
+    Names(String),
 }
 
 pub struct Application {
@@ -63,6 +65,7 @@ impl Application {
         crate::serve::ensure_file_limit(&settings.limits, settings.pool.max_connections)?;
         let db = Database::connect(&settings.database_url, settings.pool).await?;
         db.migrate().await?;
+        adopt_old_names(&db).await?;
 
         let addr = settings.leptos_options.site_addr;
         let listener = TcpListener::bind(addr)
@@ -144,6 +147,23 @@ impl Application {
 /// refused → cookies and session → sliding expiry → axum-login → pages and
 /// `/api` server functions. Static files and `/healthz` sit outside the session layers: they
 /// neither read nor extend a session.
+/// Accounts made before the PRECIS name rules get their keys (`auth::ssr::names`), after the
+/// schema migration that made room for them and before anything looks a name up.
+pub async fn adopt_old_names(db: &Database) -> Result<(), StartupError> {
+    let adopted = app::auth::ssr::names::adopt_old_names(db)
+        .await
+        .map_err(|error| StartupError::Names(error.to_string()))?;
+    if adopted.accounts > 0 {
+        tracing::info!(
+            accounts = adopted.accounts,
+            renamed = adopted.renamed,
+            lookalikes = adopted.lookalikes,
+            "gave existing accounts their PRECIS names"
+        );
+    }
+    Ok(())
+}
+
 pub async fn router(state: AppState, limits: ServerLimits) -> Result<Router, StartupError> {
     let hasher = Hasher::new().await.map_err(StartupError::Hasher)?;
     let backend = Backend::new(state.db.clone(), hasher);

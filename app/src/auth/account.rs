@@ -60,7 +60,7 @@ pub async fn change_password(
     let user = require_user(&auth)?;
     let state = super::ssr::app_state()?;
     let meta = request_meta();
-    let key = super::validate::username_key(&user.username);
+    let key = super::ssr::names::lookup_key(&user.username);
     // The same reservation as a sign-in: a stolen session cannot guess the password faster.
     let attempt = Attempt::begin(&state, &auth.backend, &key).await?;
     if !auth

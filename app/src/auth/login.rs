@@ -14,13 +14,13 @@ pub async fn register(username: String, password: String) -> Result<User, AppErr
     let state = super::ssr::app_state()?;
     let meta = request_meta();
     // Cheap checks first: a malformed request costs neither a reservation nor a hash.
-    super::validate::username(&username)?;
-    super::validate::new_password(&password)?;
+    let name = super::ssr::names::new_name(&username)?;
+    super::ssr::backend::check_new_password(&password)?;
     let buckets = throttle::register_buckets(&state.throttle, meta.ip);
     let _counted = throttle::reserve(&state.db, &state.throttle, &buckets).await?;
 
     let mut auth = super::ssr::auth_session().await?;
-    let user = auth.backend.register(&username, &password).await?;
+    let user = auth.backend.register(&name, &password).await?;
     audit::record(
         &state.db,
         audit::Event::AccountCreated,
@@ -42,7 +42,8 @@ pub async fn login(username: String, password: String) -> Result<User, AppError>
 
     let state = super::ssr::app_state()?;
     let meta = request_meta();
-    let key = super::validate::login_username(&username)?;
+    super::validate::login_username(&username)?;
+    let key = super::ssr::names::lookup_key(&username);
     let mut auth = super::ssr::auth_session().await?;
     let attempt = Attempt::begin(&state, &auth.backend, &key).await?;
     let verified = auth

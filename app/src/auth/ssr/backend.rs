@@ -2,7 +2,11 @@
 
 use axum_login::{AuthUser, AuthnBackend, UserId};
 
-use super::{common_passwords, password::Hasher};
+use super::{
+    common_passwords,
+    names::{self, Name},
+    password::{normalise, Hasher, Match},
+};
 use crate::{
     auth::{validate, User},
     db::Database,
@@ -125,30 +129,28 @@ impl Backend {
         Self(std::sync::Arc::new(BackendInner { db, hasher }))
     }
 
-    /// Creates an account. The name is validated and trimmed; uniqueness is case-insensitive.
-    pub async fn register(&self, username: &str, password: &str) -> Result<UserRecord, AppError> {
-        let username = validate::username(username)?;
+    /// Creates an account named `name` ([`names::new_name`]): one key and one skeleton per
+    /// account, so neither the same name typed another way nor a lookalike makes a second one.
+    pub async fn register(&self, name: &Name, password: &str) -> Result<UserRecord, AppError> {
         check_new_password(password)?;
-        let key = validate::username_key(&username);
         // A taken name is refused before the hash: registration already says whether a name is
         // taken (it must), so hashing first would only spend a hash per probe.
-        if self
-            .find_by_key(&key)
+        if let Some(clash) = names::holder(&self.db, name)
             .await
             .map_err(BackendError::from)?
-            .is_some()
         {
-            return Err(AppError::username_taken());
+            return Err(clash.into());
         }
         let password_hash = self.hasher.hash(password.to_owned()).await?;
         let session_stamp = new_stamp();
         let inserted = on_db!(&self.db, |pool| {
             sqlx::query_scalar::<_, i64>(
-                "INSERT INTO users (username, username_key, password_hash, session_stamp) \
-                 VALUES ($1, $2, $3, $4) RETURNING id",
+                "INSERT INTO users (username, username_key, username_skeleton, name_rules, \
+                 password_hash, session_stamp) VALUES ($1, $2, $3, 1, $4, $5) RETURNING id",
             )
-            .bind(&username)
-            .bind(&key)
+            .bind(&name.display)
+            .bind(&name.key)
+            .bind(&name.skeleton)
             .bind(&password_hash)
             .bind(&session_stamp)
             .fetch_one(pool)
@@ -157,12 +159,16 @@ impl Backend {
         match inserted {
             Ok(id) => Ok(UserRecord {
                 id,
-                username,
+                username: name.display.clone(),
                 password_hash,
                 session_stamp,
             }),
+            // A concurrent registration took the key or the skeleton since the look above.
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                Err(AppError::username_taken())
+                let clash = names::holder(&self.db, name)
+                    .await
+                    .map_err(BackendError::from)?;
+                Err(clash.unwrap_or(names::Clash::Taken).into())
             }
             Err(error) => Err(BackendError::Database(error).into()),
         }
@@ -174,16 +180,19 @@ impl Backend {
         user: &UserRecord,
         password: &str,
     ) -> Result<bool, AppError> {
-        if password.chars().count() > validate::PASSWORD_MAX_CHARS {
+        if too_long(password) {
             return Ok(false);
         }
         if user.password_hash == super::oidc::identities::NO_PASSWORD {
             self.hasher.verify_dummy(password.to_owned()).await?;
             return Ok(false);
         }
-        self.hasher
+        // A hash from before normalisation matches too; the caller is about to store a new one.
+        Ok(self
+            .hasher
             .verify(password.to_owned(), user.password_hash.clone())
-            .await
+            .await?
+            .matched())
     }
 
     /// The record `user` will have with `password`: checked, hashed, with a new session stamp.
@@ -277,6 +286,43 @@ impl Backend {
         Ok(())
     }
 
+    /// A password that matched a hash from before normalisation: its normal form is hashed and
+    /// stored in place of the old hash (only if that is still the stored one), so the next
+    /// sign-in takes one hash and the old form is gone. The session stamp stays: the password
+    /// did not change. A failure here is logged and the sign-in goes on; the next one retries.
+    async fn rehash(&self, user: UserRecord, password: String) -> UserRecord {
+        let password_hash = match self.hasher.hash(password).await {
+            Ok(hash) => hash,
+            Err(error) => {
+                tracing::warn!(user_id = user.id, %error, "could not rehash a password");
+                return user;
+            }
+        };
+        let stored = on_db!(&self.db, |pool| {
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3")
+                .bind(&password_hash)
+                .bind(user.id)
+                .bind(&user.password_hash)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        });
+        match stored {
+            Ok(1) => {
+                tracing::info!(user_id = user.id, "rehashed a password in its normal form");
+                UserRecord {
+                    password_hash,
+                    ..user
+                }
+            }
+            Ok(_) => user,
+            Err(error) => {
+                tracing::warn!(user_id = user.id, %error, "could not store a rehashed password");
+                user
+            }
+        }
+    }
+
     async fn find_by_key(&self, key: &str) -> Result<Option<UserRecord>, sqlx::Error> {
         on_db!(&self.db, |pool| {
             sqlx::query_as(
@@ -305,7 +351,7 @@ impl Backend {
 /// zero failures, and the account's counted attempts forgotten. `false` if there is no such
 /// account.
 pub async fn unlock_account(db: &Database, username: &str) -> Result<bool, sqlx::Error> {
-    let key = validate::username_key(username);
+    let key = names::lookup_key(username);
     let updated = on_db!(db, |pool| {
         sqlx::query("UPDATE users SET failed_logins = 0 WHERE username_key = $1")
             .bind(&key)
@@ -322,10 +368,20 @@ fn new_stamp() -> String {
     tower_sessions::session::Id::default().to_string()
 }
 
-/// Length rules (shared with the browser) plus the blocklist (server only: it is 240 KB).
-fn check_new_password(password: &str) -> Result<(), AppError> {
-    validate::new_password(password)?;
-    if common_passwords::is_common(password) {
+/// Over-long input cannot match a stored password (registration caps it) and is not worth
+/// hashing. Counted as typed and in normal form: a password typed decomposed is longer than the
+/// one that was stored.
+fn too_long(password: &str) -> bool {
+    password.chars().count() > validate::PASSWORD_MAX_CHARS
+        && normalise(password).chars().count() > validate::PASSWORD_MAX_CHARS
+}
+
+/// Length rules (shared with the browser) plus the blocklist (server only: it is 240 KB), on the
+/// password's normal form (what is hashed).
+pub fn check_new_password(password: &str) -> Result<(), AppError> {
+    let password = normalise(password);
+    validate::new_password(&password)?;
+    if common_passwords::is_common(&password) {
         return Err(AppError::invalid_input(
             "This password is too common or too easy to guess. Try a few unrelated words.",
         ));
@@ -340,12 +396,11 @@ impl AuthnBackend for Backend {
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn authenticate(&self, creds: Credentials) -> Result<Option<UserRecord>, BackendError> {
-        // Over-long input cannot match a stored password (registration caps it) and is not worth
-        // hashing; the body limit keeps it from being huge in the first place.
-        if creds.password.chars().count() > validate::PASSWORD_MAX_CHARS {
+        // The body limit keeps the input from being huge in the first place.
+        if too_long(&creds.password) {
             return Ok(None);
         }
-        let key = validate::username_key(&creds.username);
+        let key = names::lookup_key(&creds.username);
         match self.find_by_key(&key).await? {
             // An account made by a provider sign-in has no password: none matches, in the time
             // a wrong one takes.
@@ -354,11 +409,15 @@ impl AuthnBackend for Backend {
                 Ok(None)
             }
             Some(user) => {
-                let matches = self
+                match self
                     .hasher
-                    .verify(creds.password, user.password_hash.clone())
-                    .await?;
-                Ok(matches.then_some(user))
+                    .verify(creds.password.clone(), user.password_hash.clone())
+                    .await?
+                {
+                    Match::No => Ok(None),
+                    Match::Yes => Ok(Some(user)),
+                    Match::AsTyped => Ok(Some(self.rehash(user, creds.password).await)),
+                }
             }
             None => {
                 self.hasher.verify_dummy(creds.password).await?;

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod client_addr;
 pub mod common_passwords;
 pub mod events;
+pub mod names;
 pub mod oidc;
 pub mod password;
 pub mod throttle;

@@ -26,6 +26,32 @@ fn params() -> Params {
     Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).unwrap_or_else(|_| Params::default())
 }
 
+/// NIST SP 800-63B-4 §3.1.1.2: a password is normalised (NFKC) before it is hashed, so that the
+/// same characters typed on another keyboard or system (composed or decomposed accents,
+/// full-width letters) are the same password. Everything about a password (its length, the
+/// blocklist, the hash) is about this form.
+pub fn normalise(password: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    password.nfkc().collect()
+}
+
+/// How a password matched a stored hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Match {
+    No,
+    /// Its normal form matched: the hash is current.
+    Yes,
+    /// Only the password as typed matched: the hash predates normalisation. Store a new hash of
+    /// the normal form ([`Hasher::hash`]) now that the password is known.
+    AsTyped,
+}
+
+impl Match {
+    pub fn matched(self) -> bool {
+        self != Match::No
+    }
+}
+
 /// The working memory of one Argon2 computation: `m` blocks of 1 KiB.
 type Memory = Vec<Block>;
 
@@ -74,8 +100,9 @@ impl Hasher {
         Ok(hasher)
     }
 
-    /// Returns a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
+    /// Returns a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) of the password's normal form.
     pub async fn hash(&self, password: String) -> Result<String, AppError> {
+        let password = normalise(&password);
         self.run(move |memory| {
             hash_with(memory, password.as_bytes()).map_err(|error| {
                 tracing::error!(%error, "argon2 hashing failed");
@@ -85,20 +112,32 @@ impl Hasher {
         .await
     }
 
-    /// True when `password` matches `phc`; a malformed stored hash counts as a mismatch.
-    pub async fn verify(&self, password: String, phc: String) -> Result<bool, AppError> {
+    /// Whether `password` matches `phc`. The normal form is tried first; a password that is not
+    /// in normal form is then tried as typed, which only a hash made before normalisation can
+    /// match ([`Match::AsTyped`]). A malformed stored hash counts as a mismatch.
+    pub async fn verify(&self, password: String, phc: String) -> Result<Match, AppError> {
+        let normal = normalise(&password);
+        let as_typed = (normal != password).then_some(password);
         self.run(move |memory| {
-            Ok(
+            let mut matches = |password: &str| {
                 verify_with(memory, password.as_bytes(), &phc).unwrap_or_else(|error| {
                     tracing::error!(%error, "stored password hash is malformed");
                     false
-                }),
-            )
+                })
+            };
+            Ok(if matches(&normal) {
+                Match::Yes
+            } else if as_typed.as_deref().is_some_and(matches) {
+                Match::AsTyped
+            } else {
+                Match::No
+            })
         })
         .await
     }
 
-    /// Burns the time of one verification, for a username that does not exist.
+    /// Burns the time of a verification (one or two hashes, as [`verify`](Self::verify) would
+    /// spend on this password), for a username that does not exist.
     pub async fn verify_dummy(&self, password: String) -> Result<(), AppError> {
         self.verify(password, self.dummy_hash.to_string())
             .await
@@ -241,15 +280,66 @@ mod tests {
         assert!(hasher
             .verify("correct horse battery".into(), phc.clone())
             .await
-            .unwrap());
+            .unwrap()
+            .matched());
         assert!(!hasher
             .verify("correct horse batterz".into(), phc)
             .await
-            .unwrap());
+            .unwrap()
+            .matched());
         assert!(!hasher
             .verify("x".into(), "not a hash".into())
             .await
-            .unwrap());
+            .unwrap()
+            .matched());
+    }
+
+    /// NIST SP 800-63B-4: the same characters, however encoded, are the same password; and a hash
+    /// made from the password as typed, before normalisation, still matches, and says so.
+    #[tokio::test]
+    async fn passwords_are_normalised_and_old_hashes_still_match() {
+        let hasher = Hasher::new().await.unwrap();
+        let composed = "crème brûlée à la carte";
+        let decomposed = "cre\u{300}me bru\u{302}le\u{301}e a\u{300} la carte";
+        let phc = hasher.hash(decomposed.into()).await.unwrap();
+        assert_eq!(
+            hasher.verify(composed.into(), phc.clone()).await.unwrap(),
+            Match::Yes
+        );
+        assert_eq!(
+            hasher.verify(decomposed.into(), phc).await.unwrap(),
+            Match::Yes
+        );
+        let fullwidth = hasher
+            .hash("ｐａｓｓｗｏｒｄ ｏｆ ｍｉｎｅ".into())
+            .await
+            .unwrap();
+        assert_eq!(
+            hasher
+                .verify("password of mine".into(), fullwidth)
+                .await
+                .unwrap(),
+            Match::Yes
+        );
+
+        // What the hasher stored before: the bytes as typed.
+        let salt = SaltString::generate(&mut OsRng);
+        let old = Argon2::new(Algorithm::Argon2id, Version::V0x13, params())
+            .hash_password(decomposed.as_bytes(), &salt)
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            hasher.verify(decomposed.into(), old.clone()).await.unwrap(),
+            Match::AsTyped
+        );
+        assert_eq!(
+            hasher.verify(composed.into(), old.clone()).await.unwrap(),
+            Match::No
+        );
+        assert_eq!(
+            hasher.verify("cre\u{300}me".into(), old).await.unwrap(),
+            Match::No
+        );
     }
 
     /// The reused-memory code must agree with the argon2 crate's own `hash_password` and
@@ -284,20 +374,23 @@ mod tests {
                 hasher
                     .verify("another passphrase".into(), theirs.clone())
                     .await
-                    .unwrap(),
+                    .unwrap()
+                    .matched(),
                 "{theirs}"
             );
             assert!(!hasher
                 .verify("another passphrasE".into(), theirs.clone())
                 .await
-                .unwrap());
+                .unwrap()
+                .matched());
             // A stored hash whose output was cut short must not verify.
             let (head, tail) = theirs.rsplit_once('$').unwrap();
             let truncated = format!("{head}${}", &tail[..tail.len() - 4]);
             assert!(!hasher
                 .verify("another passphrase".into(), truncated)
                 .await
-                .unwrap());
+                .unwrap()
+                .matched());
         }
     }
 
@@ -317,6 +410,7 @@ mod tests {
                     .verify("the same passphrase again".into(), phc)
                     .await
                     .unwrap()
+                    .matched()
             })
         });
         for run in futures::future::join_all(runs).await {

@@ -4,7 +4,10 @@
 
 use super::token::IdClaims;
 use crate::{
-    auth::{ssr::UserRecord, validate},
+    auth::ssr::{
+        names::{self, Name},
+        UserRecord,
+    },
     db::Database,
     now_ms, on_db,
 };
@@ -58,16 +61,16 @@ pub async fn create_account(
 ) -> Result<UserRecord, sqlx::Error> {
     let base = base_username(claims);
     for attempt in 0..5u32 {
-        let username = free_username(db, &base, attempt).await?;
-        let key = validate::username_key(&username);
+        let name = free_username(db, &base, attempt).await?;
         let created = on_db!(db, |pool| async {
             let mut tx = pool.begin().await?;
             let id: i64 = sqlx::query_scalar(
-                "INSERT INTO users (username, username_key, password_hash, session_stamp) \
-                 VALUES ($1, $2, $3, $4) RETURNING id",
+                "INSERT INTO users (username, username_key, username_skeleton, name_rules, \
+                 password_hash, session_stamp) VALUES ($1, $2, $3, 1, $4, $5) RETURNING id",
             )
-            .bind(&username)
-            .bind(&key)
+            .bind(&name.display)
+            .bind(&name.key)
+            .bind(&name.skeleton)
             .bind(NO_PASSWORD)
             .bind(session_stamp)
             .fetch_one(&mut *tx)
@@ -91,7 +94,7 @@ pub async fn create_account(
             Ok(id) => {
                 return Ok(UserRecord {
                     id,
-                    username,
+                    username: name.display,
                     password_hash: NO_PASSWORD.to_owned(),
                     session_stamp: session_stamp.to_owned(),
                 })
@@ -228,9 +231,10 @@ pub async fn unlink(db: &Database, user_id: i64, provider: &str) -> Result<Unlin
     .await)
 }
 
-/// A username from the person's claims: `preferred_username`, else the local part of `email`,
-/// else `name`, kept to the characters usernames allow; "user" if nothing is left.
-fn base_username(claims: &IdClaims) -> String {
+/// A name from the person's claims: `preferred_username`, else the local part of `email`, else
+/// `name`, made to follow the rules of every new name ([`names::made_from`]); "user" if none
+/// does.
+fn base_username(claims: &IdClaims) -> Name {
     let candidates = [
         claims.preferred_username.clone(),
         claims
@@ -240,53 +244,45 @@ fn base_username(claims: &IdClaims) -> String {
             .map(str::to_owned),
         claims.name.clone(),
     ];
-    for candidate in candidates.into_iter().flatten() {
-        let cleaned: String = candidate
-            .trim()
-            .chars()
-            .map(|c| if c.is_whitespace() { '-' } else { c })
-            .filter(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
-            // Room for a "-NN" suffix.
-            .take(validate::USERNAME_MAX_CHARS - 4)
-            .collect();
-        if cleaned.chars().count() >= validate::USERNAME_MIN_CHARS {
-            return cleaned;
-        }
-    }
-    "user".to_owned()
+    candidates
+        .into_iter()
+        .flatten()
+        .find_map(|candidate| names::made_from(&candidate))
+        .or_else(|| names::new_name("user").ok())
+        .unwrap_or_else(|| Name {
+            display: "user".into(),
+            key: "user".into(),
+            skeleton: names::skeleton("user"),
+        })
 }
 
-/// `base`, or `base-2`, `base-3`… : the first that no account has (case-insensitively).
-/// `skip` moves past names taken by a race since the last look.
-async fn free_username(db: &Database, base: &str, skip: u32) -> Result<String, sqlx::Error> {
-    let names: Vec<String> = std::iter::once(base.to_owned())
-        .chain((2..).map(|n| format!("{base}-{n}")))
+/// `base`, or `base-2`, `base-3`… : the first that no account has, as typed or as read
+/// ([`names::holder`]). `skip` moves past names taken by a race since the last look.
+async fn free_username(db: &Database, base: &Name, skip: u32) -> Result<Name, sqlx::Error> {
+    let candidates = std::iter::once(base.display.clone())
+        .chain((2..).map(|n| format!("{}-{n}", base.display)))
         .take(50)
-        .collect();
+        .filter_map(|name| names::new_name(&name).ok());
     let mut free = Vec::new();
-    for name in &names {
-        let taken: bool = on_db!(db, |pool| {
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE username_key = $1)")
-                .bind(validate::username_key(name))
-                .fetch_one(pool)
-                .await
-        })?;
-        if !taken {
-            free.push(name.clone());
+    for name in candidates {
+        if names::holder(db, &name).await?.is_none() {
+            free.push(name);
             if free.len() > skip as usize {
                 break;
             }
         }
     }
-    Ok(free
-        .get(skip as usize)
-        .or_else(|| free.last())
-        .cloned()
-        // Fifty names taken: a random suffix.
-        .unwrap_or_else(|| {
-            let tag = super::random_token(6).unwrap_or_default().to_lowercase();
-            format!("{base}-{}", tag.replace(['-', '_'], "x"))
-        }))
+    let chosen = match free.len() > skip as usize {
+        true => Some(free.swap_remove(skip as usize)),
+        false => free.pop(),
+    };
+    if let Some(name) = chosen {
+        return Ok(name);
+    }
+    // Fifty names taken: a random suffix.
+    let tag = super::random_token(6).unwrap_or_default().to_lowercase();
+    let name = format!("{}-{}", base.display, tag.replace(['-', '_'], "x"));
+    Ok(names::new_name(&name).unwrap_or_else(|_| base.clone()))
 }
 
 #[cfg(test)]
@@ -305,22 +301,25 @@ mod tests {
 
     #[test]
     fn usernames_come_from_claims_and_stay_valid() {
-        assert_eq!(base_username(&claims(Some("alice"), None, None)), "alice");
+        let base = |claims: IdClaims| base_username(&claims).display;
+        assert_eq!(base(claims(Some("alice"), None, None)), "alice");
         assert_eq!(
-            base_username(&claims(Some("a"), Some("bob.smith@x.test"), None)),
+            base(claims(Some("a"), Some("bob.smith@x.test"), None)),
             "bob.smith"
         );
         assert_eq!(
-            base_username(&claims(None, None, Some("Carol Ann <x>"))),
+            base(claims(None, None, Some("Carol Ann <x>"))),
             "Carol-Ann-x"
         );
-        assert_eq!(base_username(&claims(None, None, None)), "user");
+        assert_eq!(base(claims(None, None, None)), "user");
+        assert_eq!(base(claims(Some("<script>"), None, None)), "script");
+        // A name that mixes alphabets is passed over for the next claim.
         assert_eq!(
-            base_username(&claims(Some("<script>"), None, None)),
-            "script"
+            base(claims(Some("pаypal"), Some("pay.pal@x.test"), None)),
+            "pay.pal"
         );
         let long = "x".repeat(100);
-        let made = base_username(&claims(Some(&long), None, None));
-        assert!(validate::username(&format!("{made}-99")).is_ok());
+        let made = base(claims(Some(&long), None, None));
+        assert!(names::new_name(&format!("{made}-99")).is_ok());
     }
 }
