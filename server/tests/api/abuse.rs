@@ -380,7 +380,8 @@ async fn control_characters_and_overlong_names_are_400_before_the_database() {
         "ali\0ce",
         "bob\u{7}",
         "x\ny",
-        &"a".repeat(33),
+        // Longer than any name, even one typed decomposed (an accent per letter).
+        &"a".repeat(129),
         &"é".repeat(300),
     ] {
         let login = app.login_attempt(name, PASSWORD).await;
@@ -389,6 +390,21 @@ async fn control_characters_and_overlong_names_are_400_before_the_database() {
         let register = app.register_attempt(name, PASSWORD).await;
         assert_eq!(register.status(), StatusCode::BAD_REQUEST, "{name:?}");
     }
+    // A new name is counted after composition: 33 letters are too many to register, and only
+    // the sign-in's generous bound keeps them from the database.
+    let register = app.register_attempt(&"a".repeat(33), PASSWORD).await;
+    assert_eq!(register.status(), StatusCode::BAD_REQUEST);
+    let composed_max = "é".repeat(32);
+    assert_eq!(
+        app.register_attempt(&"e\u{301}".repeat(32), PASSWORD)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.login_attempt(&composed_max, PASSWORD).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ mod instances;
 mod lifecycle;
 mod login;
 mod logout;
+mod names;
 mod oidc;
 mod pages;
 mod postgres_only;
