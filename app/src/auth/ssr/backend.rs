@@ -129,7 +129,7 @@ impl Backend {
         Self(std::sync::Arc::new(BackendInner { db, hasher }))
     }
 
-    /// Creates an account named `name` ([`names::new_name`]): one key and one skeleton per
+    /// Creates an account named `name` ([`names::new_name`]): one key and its readings per
     /// account, so neither the same name typed another way nor a lookalike makes a second one.
     pub async fn register(&self, name: &Name, password: &str) -> Result<UserRecord, AppError> {
         check_new_password(password)?;
@@ -143,19 +143,31 @@ impl Backend {
         }
         let password_hash = self.hasher.hash(password.to_owned()).await?;
         let session_stamp = new_stamp();
-        let inserted = on_db!(&self.db, |pool| {
-            sqlx::query_scalar::<_, i64>(
-                "INSERT INTO users (username, username_key, username_skeleton, name_rules, \
-                 password_hash, session_stamp) VALUES ($1, $2, $3, 1, $4, $5) RETURNING id",
+        // The account and every reading of its name, in one transaction: a concurrent
+        // registration of the same name, or of one that reads the same, fails on a unique key.
+        let inserted = on_db!(&self.db, |pool| async {
+            let mut tx = pool.begin().await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO users (username, username_key, name_rules, password_hash, \
+                 session_stamp) VALUES ($1, $2, 1, $3, $4) RETURNING id",
             )
             .bind(&name.display)
             .bind(&name.key)
-            .bind(&name.skeleton)
             .bind(&password_hash)
             .bind(&session_stamp)
-            .fetch_one(pool)
-            .await
-        });
+            .fetch_one(&mut *tx)
+            .await?;
+            for reading in &name.readings {
+                sqlx::query("INSERT INTO username_readings (reading, user_id) VALUES ($1, $2)")
+                    .bind(reading)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<i64, sqlx::Error>(id)
+        }
+        .await);
         match inserted {
             Ok(id) => Ok(UserRecord {
                 id,
@@ -163,7 +175,7 @@ impl Backend {
                 password_hash,
                 session_stamp,
             }),
-            // A concurrent registration took the key or the skeleton since the look above.
+            // A concurrent registration took the key or a reading since the look above.
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
                 let clash = names::holder(&self.db, name)
                     .await

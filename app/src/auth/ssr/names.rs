@@ -6,9 +6,10 @@
 //!   `alice`, and a decomposed `José` (NFD, as macOS keyboards send it) as the composed one.
 //! - **key**: what must be unique and what sign-in looks up. RFC 8265 `UsernameCaseMapped`: the
 //!   display form, lower-cased. Every way of typing one name gives one key.
-//! - **skeleton**: UTS #39's confusable skeleton of the display form, lower-cased. Names that
-//!   people read as the same (`paypal` and `pаypal` with a Cyrillic `а`, `alice` and `aIice`) share it, and a
-//!   unique index lets only one account have it.
+//! - **readings**: how the name reads, by UTS #39's confusable skeleton, lower-cased, of the
+//!   display form and of the key. Names that people read as the same (`paypal` and `pаypal` with a
+//!   Cyrillic `а`, `alice` and `aIice`, `ÉLODIE` and `éIodie`) share a reading, and a reading
+//!   belongs to one account (`username_readings`).
 //!
 //! New names must also pass UTS #39: every character allowed in identifiers (General Security
 //! Profile) and at most one script beside Latin, in the combinations the "highly restrictive"
@@ -26,14 +27,16 @@ use precis_profiles::{
 use unicode_normalization::UnicodeNormalization;
 use unicode_security::{GeneralSecurityProfile, RestrictionLevel, RestrictionLevelDetection};
 
-use crate::{auth::validate, db::Database, error::AppError, on_db};
+use crate::auth::validate;
+use crate::{db::Database, error::AppError, on_db};
 
 /// A username that may be given to a new account, in its three forms.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Name {
     pub display: String,
     pub key: String,
-    pub skeleton: String,
+    /// One or two readings ([`readings`]).
+    pub readings: Vec<String>,
 }
 
 /// The characters a new name may have beyond letters and digits.
@@ -76,11 +79,11 @@ pub fn new_name(raw: &str) -> Result<Name, AppError> {
     let key = UsernameCaseMapped::enforce(display.as_str())
         .map_err(|_| not_allowed())?
         .into_owned();
-    let skeleton = skeleton(&display);
+    let readings = readings(&display, &key);
     Ok(Name {
         display,
         key,
-        skeleton,
+        readings,
     })
 }
 
@@ -117,12 +120,23 @@ pub fn lookup_key(raw: &str) -> String {
     }
 }
 
-/// UTS #39's skeleton of a name as shown, lower-cased: equal for names that read the same.
-/// Taken before lower-casing, because `aIice` reads as `alice` while its key, `aiice`, does not;
-/// lower-cased after, so that `ALICE` and `alice` (one key) meet too, and `b0b` (`0` maps to `O`)
-/// meets `bob`.
-pub fn skeleton(display: &str) -> String {
-    unicode_security::skeleton(display)
+/// How a name reads: UTS #39's skeleton, lower-cased, of the name as shown and of its key. Two
+/// names read the same when any of their readings meet. The display form's skeleton is taken
+/// before lower-casing, because `aIice` reads as `alice` while its key, `aiice`, does not; the
+/// key's, because names are the same whatever their case, so `ÉLODIE` reads as `élodie` too.
+/// Lower-cased after, so that `b0b` (`0` maps to `O`) meets `bob`.
+pub fn readings(display: &str, key: &str) -> Vec<String> {
+    let shown = skeleton(display);
+    let folded = skeleton(key);
+    if shown == folded {
+        vec![shown]
+    } else {
+        vec![shown, folded]
+    }
+}
+
+fn skeleton(text: &str) -> String {
+    unicode_security::skeleton(text)
         .collect::<String>()
         .to_lowercase()
 }
@@ -152,12 +166,13 @@ fn not_allowed() -> AppError {
 /// What [`adopt_old_names`] did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Adopted {
-    /// Accounts whose key and skeleton were computed with these rules.
+    /// Accounts whose key and readings were computed with these rules.
     pub accounts: u64,
     /// Accounts renamed because an older account has the same name under these rules.
     pub renamed: u64,
-    /// Accounts left without a skeleton because an older account's name reads the same: both
-    /// keep their names (they were different as typed), but no new name can look like them.
+    /// Accounts whose name reads like an older account's: both keep their names (they were
+    /// different as typed); the newer is left without the readings already taken, and no new
+    /// name may read like either.
     pub lookalikes: u64,
 }
 
@@ -169,14 +184,14 @@ struct OldName {
 }
 
 /// Gives accounts made before these rules (`name_rules = 0`: every account at the first start
-/// after the upgrade, and any an older instance made since) their key and skeleton. Runs at
+/// after the upgrade, and any an older instance made since) their key and readings. Runs at
 /// start-up and at every sweep; cheap when there is nothing to do.
 ///
 /// When two accounts now have the same key (`alice` and `ａｌｉｃｅ`; `José` in NFC and in NFD),
 /// the older account keeps the name and each newer one is renamed to the first free `name-2`,
 /// `name-3`…: a row in `username_changes` and a warning in the log say which and why, so that the
 /// operator can tell the owner (whose password and sessions are unchanged). Names that only read
-/// alike keep their names; the newer one has no skeleton.
+/// alike keep their names.
 ///
 /// One transaction, so that a failure changes nothing and two instances cannot both do it.
 pub async fn adopt_old_names(db: &Database) -> Result<Adopted, sqlx::Error> {
@@ -203,13 +218,15 @@ pub async fn adopt_old_names(db: &Database) -> Result<Adopted, sqlx::Error> {
             tx.commit().await?;
             return Ok(Adopted::default());
         }
-        // Keys and skeletons held by accounts already under these rules.
-        let current: Vec<(i64, String, Option<String>)> = sqlx::query_as(
-            "SELECT id, username_key, username_skeleton FROM users WHERE name_rules = 1",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let plan = plan_adoption(&old, &current);
+        // Keys and readings held by accounts already under these rules.
+        let keys: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, username_key FROM users WHERE name_rules = 1")
+                .fetch_all(&mut *tx)
+                .await?;
+        let taken: Vec<String> = sqlx::query_scalar("SELECT reading FROM username_readings")
+            .fetch_all(&mut *tx)
+            .await?;
+        let plan = plan_adoption(&old, &keys, taken);
         // Move the old keys out of the way first: an older account's new key may be a newer
         // account's old one. `\u{1}` cannot start a real key.
         for account in &plan.accounts {
@@ -221,15 +238,20 @@ pub async fn adopt_old_names(db: &Database) -> Result<Adopted, sqlx::Error> {
         }
         for account in &plan.accounts {
             sqlx::query(
-                "UPDATE users SET username = $1, username_key = $2, username_skeleton = $3, \
-                 name_rules = 1 WHERE id = $4",
+                "UPDATE users SET username = $1, username_key = $2, name_rules = 1 WHERE id = $3",
             )
             .bind(&account.display)
             .bind(&account.key)
-            .bind(&account.skeleton)
             .bind(account.id)
             .execute(&mut *tx)
             .await?;
+            for reading in &account.readings {
+                sqlx::query("INSERT INTO username_readings (reading, user_id) VALUES ($1, $2)")
+                    .bind(reading)
+                    .bind(account.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if let Some(change) = &account.renamed {
                 sqlx::query(
                     "INSERT INTO username_changes (user_id, old_username, new_username, reason, \
@@ -260,7 +282,8 @@ struct Planned {
     id: i64,
     display: String,
     key: String,
-    skeleton: Option<String>,
+    /// The readings of its name that no older account has.
+    readings: Vec<String>,
     renamed: Option<Renamed>,
 }
 
@@ -274,16 +297,14 @@ struct Plan {
     summary: Adopted,
 }
 
-/// Decides every old account's new forms against the keys and skeletons already taken. Pure, so
+/// Decides every old account's new forms against the keys and readings already taken. Pure, so
 /// that the rules are unit-tested without a database.
 ///
 /// Each key goes to its oldest account first, and only then are the others renamed, so that a
 /// rename never takes a name that another account already has as typed.
-fn plan_adoption(old: &[OldName], current: &[(i64, String, Option<String>)]) -> Plan {
-    let mut keys: HashMap<String, i64> = current
-        .iter()
-        .map(|(id, key, _)| (key.clone(), *id))
-        .collect();
+fn plan_adoption(old: &[OldName], current: &[(i64, String)], taken: Vec<String>) -> Plan {
+    let mut keys: HashMap<String, i64> =
+        current.iter().map(|(id, key)| (key.clone(), *id)).collect();
     let mut plan = Plan {
         accounts: Vec::with_capacity(old.len()),
         summary: Adopted::default(),
@@ -302,7 +323,7 @@ fn plan_adoption(old: &[OldName], current: &[(i64, String, Option<String>)]) -> 
             id: account.id,
             display,
             key,
-            skeleton: None,
+            readings: Vec::new(),
             renamed: None,
         });
     }
@@ -334,15 +355,15 @@ fn plan_adoption(old: &[OldName], current: &[(i64, String, Option<String>)]) -> 
         (account.display, account.key) = (display, key);
         plan.summary.renamed += 1;
     }
-    let mut skeletons: std::collections::HashSet<String> = current
-        .iter()
-        .filter_map(|(_, _, skeleton)| skeleton.clone())
-        .collect();
+    let mut taken: std::collections::HashSet<String> = taken.into_iter().collect();
     for account in &mut plan.accounts {
-        let shape = skeleton(&account.display);
-        if skeletons.insert(shape.clone()) {
-            account.skeleton = Some(shape);
-        } else {
+        let all = readings(&account.display, &account.key);
+        let count = all.len();
+        account.readings = all
+            .into_iter()
+            .filter(|reading| taken.insert(reading.clone()))
+            .collect();
+        if account.readings.len() < count {
             plan.summary.lookalikes += 1;
         }
         plan.summary.accounts += 1;
@@ -350,20 +371,33 @@ fn plan_adoption(old: &[OldName], current: &[(i64, String, Option<String>)]) -> 
     plan
 }
 
-/// Which of a name's forms an account already has: its key (taken) or only its skeleton (a
-/// lookalike). `None` if the name is free.
+/// Whether an account already has a name's key (taken) or one of its readings (a lookalike).
+/// `None` if the name is free.
 pub async fn holder(db: &Database, name: &Name) -> Result<Option<Clash>, sqlx::Error> {
-    let same_key: Option<bool> = on_db!(db, |pool| {
+    let first = name
+        .readings
+        .first()
+        .map(String::as_str)
+        .unwrap_or_default();
+    let last = name.readings.last().map(String::as_str).unwrap_or_default();
+    let clash: i32 = on_db!(db, |pool| {
         sqlx::query_scalar(
-            "SELECT username_key = $1 FROM users WHERE username_key = $1 OR username_skeleton = $2 \
-             ORDER BY 1 DESC LIMIT 1",
+            "SELECT CASE \
+               WHEN EXISTS (SELECT 1 FROM users WHERE username_key = $1) THEN 2 \
+               WHEN EXISTS (SELECT 1 FROM username_readings WHERE reading IN ($2, $3)) THEN 1 \
+               ELSE 0 END",
         )
         .bind(&name.key)
-        .bind(&name.skeleton)
-        .fetch_optional(pool)
+        .bind(first)
+        .bind(last)
+        .fetch_one(pool)
         .await
     })?;
-    Ok(same_key.map(|same| if same { Clash::Taken } else { Clash::Lookalike }))
+    Ok(match clash {
+        2 => Some(Clash::Taken),
+        1 => Some(Clash::Lookalike),
+        _ => None,
+    })
 }
 
 /// How a new name clashes with an account's.
@@ -404,14 +438,26 @@ mod tests {
         assert_eq!(lookup_key(" ＡＬＩＣＥ"), "alice");
     }
 
+    fn read_alike(a: &str, b: &str) -> bool {
+        let (a, b) = (name(a), name(b));
+        a.readings
+            .iter()
+            .any(|reading| b.readings.contains(reading))
+    }
+
     #[test]
-    fn names_that_read_the_same_share_a_skeleton() {
-        assert_eq!(name("alice").skeleton, name("aIice").skeleton);
-        assert_eq!(name("alice").skeleton, name("a1ice").skeleton);
-        assert_eq!(name("bob").skeleton, name("b0b").skeleton);
+    fn names_that_read_the_same_share_a_reading() {
+        assert!(read_alike("alice", "aIice"));
+        assert!(read_alike("alice", "a1ice"));
+        assert!(read_alike("Alice", "AIice"));
+        assert!(read_alike("bob", "b0b"));
+        // Upper case reads as the lower case it is the same name as.
+        assert!(read_alike("ÉLODIE", "éIodie"));
+        assert!(read_alike("ÉLODIE", "élodie"));
         // Cyrillic "ѕсоре", every letter a lookalike: one script, so allowed, but it reads "scope".
-        assert_eq!(name("ѕсоре").skeleton, name("scope").skeleton);
-        assert_ne!(name("alice").skeleton, name("alicia").skeleton);
+        assert!(read_alike("ѕсоре", "scope"));
+        assert!(!read_alike("alice", "alicia"));
+        assert_eq!(name("alice").readings.len(), 1);
     }
 
     #[test]
@@ -486,7 +532,8 @@ mod tests {
                 old(5, "pаypal"),
                 old(6, "josé-2"),
             ],
-            &[(9, "alice".to_owned(), Some(skeleton("alice")))],
+            &[(9, "alice".to_owned())],
+            vec![skeleton("alice")],
         );
         let by_id = |id: i64| {
             plan.accounts
@@ -506,10 +553,10 @@ mod tests {
         );
         assert_eq!(by_id(3).display, "alice-2");
         assert_eq!(by_id(3).renamed.as_ref().map(|r| r.keeper), Some(9));
-        // Different as typed: both keep their names; the newer has no skeleton.
+        // Different as typed: both keep their names; the newer has no readings of its own.
         assert_eq!(by_id(5).display, "pаypal");
-        assert!(by_id(5).skeleton.is_none());
-        assert!(by_id(4).skeleton.is_some());
+        assert!(by_id(5).readings.is_empty());
+        assert_eq!(by_id(4).readings, vec!["paypal".to_owned()]);
         assert_eq!(by_id(6).display, "josé-2");
         assert!(by_id(6).renamed.is_none());
         assert_eq!(

@@ -65,16 +65,22 @@ pub async fn create_account(
         let created = on_db!(db, |pool| async {
             let mut tx = pool.begin().await?;
             let id: i64 = sqlx::query_scalar(
-                "INSERT INTO users (username, username_key, username_skeleton, name_rules, \
-                 password_hash, session_stamp) VALUES ($1, $2, $3, 1, $4, $5) RETURNING id",
+                "INSERT INTO users (username, username_key, name_rules, password_hash, \
+                 session_stamp) VALUES ($1, $2, 1, $3, $4) RETURNING id",
             )
             .bind(&name.display)
             .bind(&name.key)
-            .bind(&name.skeleton)
             .bind(NO_PASSWORD)
             .bind(session_stamp)
             .fetch_one(&mut *tx)
             .await?;
+            for reading in &name.readings {
+                sqlx::query("INSERT INTO username_readings (reading, user_id) VALUES ($1, $2)")
+                    .bind(reading)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query(
                 "INSERT INTO oidc_identities (issuer, subject, user_id, provider, created_at) \
                  VALUES ($1, $2, $3, $4, $5)",
@@ -252,7 +258,7 @@ fn base_username(claims: &IdClaims) -> Name {
         .unwrap_or_else(|| Name {
             display: "user".into(),
             key: "user".into(),
-            skeleton: names::skeleton("user"),
+            readings: vec!["user".into()],
         })
 }
 
