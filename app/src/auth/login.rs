@@ -15,7 +15,9 @@ pub async fn register(username: String, password: String) -> Result<User, AppErr
     let meta = request_meta();
     // Cheap checks first: a malformed request costs neither a reservation nor a hash.
     let name = super::ssr::names::new_name(&username)?;
-    super::ssr::backend::check_new_password(&password)?;
+    // The length only: the blocklist (a 240 KB set, built on first use) waits until the request
+    // has passed the throttle, so a flood never runs it.
+    super::validate::new_password(&super::ssr::password::normalise(&password))?;
     let buckets = throttle::register_buckets(&state.throttle, meta.ip);
     let _counted = throttle::reserve(&state.db, &state.throttle, &buckets).await?;
 

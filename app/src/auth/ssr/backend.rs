@@ -390,7 +390,7 @@ fn too_long(password: &str) -> bool {
 
 /// Length rules (shared with the browser) plus the blocklist (server only: it is 240 KB), on the
 /// password's normal form (what is hashed).
-pub fn check_new_password(password: &str) -> Result<(), AppError> {
+fn check_new_password(password: &str) -> Result<(), AppError> {
     let password = normalise(password);
     validate::new_password(&password)?;
     if common_passwords::is_common(&password) {
