@@ -53,7 +53,7 @@ pub struct Landing {
     pub error: Option<FormError>,
     /// "Sign in with NAME" for each of these (none: single sign-on is not configured).
     #[serde(default)]
-    pub providers: Vec<crate::auth::ProviderInfo>,
+    pub providers: Vec<crate::auth::wire::ProviderInfo>,
 }
 
 /// A form post that failed: which form, and the error's message (already written for people).

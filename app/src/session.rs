@@ -772,7 +772,7 @@ pub async fn refresh_expiry(
     request: Request,
     next: Next,
 ) -> Response {
-    if request.uri().path() == crate::auth::live::EVENTS_PATH {
+    if request.uri().path() == crate::auth::wire::EVENTS_PATH {
         return next.run(request).await;
     }
     if let Err(error) = refresh(&session, &settings).await {

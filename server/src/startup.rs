@@ -5,11 +5,11 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use app::{
     auth::{
-        live::EVENTS_PATH,
         ssr::{
             backend::prefetched, events, events::Hub, oidc, oidc::Providers, password::Hasher,
             Backend,
         },
+        wire::EVENTS_PATH,
     },
     db::{Database, DatabaseSetupError},
     error::AppError,

@@ -2,7 +2,7 @@
 
 use leptos::{prelude::*, server_fn::codec::GetUrl};
 
-use super::{ActivityEntry, SessionInfo};
+use super::wire::{ActivityEntry, SessionInfo};
 use crate::error::AppError;
 
 /// How many events "Recent activity" shows.
@@ -86,7 +86,7 @@ pub async fn change_password(
         .publish(events::SessionsEnded::all_but(
             user.id,
             keep.clone(),
-            super::live::EndReason::PasswordChanged,
+            super::wire::EndReason::PasswordChanged,
         ))
         .await;
     // This session: a new id for the changed privilege, the new stamp, and its deadline kept

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use super::User;
+use super::wire::User;
 use crate::error::AppError;
 
 /// `POST /api/register`: creates an account and signs it in. Throttled per client address
@@ -114,7 +114,7 @@ pub(crate) async fn start_session(
                 previous_user,
                 handle.clone(),
                 Some(handle),
-                super::live::EndReason::Replaced,
+                super::wire::EndReason::Replaced,
             ))
             .await;
     }

@@ -8,7 +8,7 @@
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
-use super::live::EndReason;
+use super::wire::EndReason;
 use crate::error::AppError;
 
 /// `POST /api/logout`: ends the current session. Always 2xx when the session is gone afterwards,

@@ -3,50 +3,16 @@
 //! `ssr::oidc`; "Sign out of NAME too" is `logout::logout_provider`.
 
 use leptos::{prelude::*, server_fn::codec::GetUrl, server_fn::ServerFn};
-use serde::{Deserialize, Serialize};
 
-use super::{ui::AuthState, LogoutProvider};
+use super::{
+    ui::AuthState,
+    wire::{ProviderInfo, SignInMethods},
+    LogoutProvider,
+};
 use crate::{
     error::AppError,
     landing::{OIDC_LINK, OIDC_LOGIN},
 };
-
-/// A configured OpenID Provider, as the page names it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProviderInfo {
-    /// Part of its URLs here (`/api/oidc/<id>/…`).
-    pub id: String,
-    /// "Sign in with {name}".
-    pub name: String,
-}
-
-/// One provider and whether the signed-in account is linked to it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProviderMethod {
-    pub provider: ProviderInfo,
-    pub linked: bool,
-}
-
-/// How the signed-in account can sign in, and how this session did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignInMethods {
-    /// Every configured provider, linked or not (empty: single sign-on is not configured).
-    pub providers: Vec<ProviderMethod>,
-    pub has_password: bool,
-    /// The provider this session was signed in through, if any.
-    pub session_provider: Option<ProviderInfo>,
-}
-
-impl SignInMethods {
-    /// Whether unlinking `provider` would leave the account another way in.
-    pub fn can_unlink(&self, provider: &str) -> bool {
-        self.has_password
-            || self
-                .providers
-                .iter()
-                .any(|method| method.linked && method.provider.id != provider)
-    }
-}
 
 /// `GET /api/providers`: the providers a person can sign in with (none: not configured).
 #[server(prefix = "/api", endpoint = "providers", input = GetUrl)]
@@ -81,7 +47,7 @@ pub async fn list_sign_in_methods() -> Result<SignInMethods, AppError> {
         providers: state
             .oidc
             .iter()
-            .map(|provider| ProviderMethod {
+            .map(|provider| super::wire::ProviderMethod {
                 linked: linked.contains(&provider.settings.id),
                 provider: provider.info(),
             })

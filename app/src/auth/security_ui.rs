@@ -6,8 +6,8 @@
 use leptos::{ev::SubmitEvent, prelude::*};
 
 use super::{
-    change_password, list_sessions, live::EndReason, logout_all, recent_activity, revoke_session,
-    ui::AuthState, validate, ActivityEntry, SessionInfo,
+    change_password, list_sessions, logout_all, recent_activity, revoke_session, ui::AuthState,
+    validate, wire::EndReason, ActivityEntry, SessionInfo,
 };
 use crate::error::{AppError, ErrorCode};
 

@@ -6,9 +6,9 @@ use leptos::{either::EitherOf3, ev::SubmitEvent, prelude::*};
 use leptos::server_fn::ServerFn;
 
 use super::{
-    current_user,
-    live::{self, EndReason, TabMessage},
-    login, logout, register, validate, Login, Logout, Register, User,
+    current_user, live, login, logout, register, validate,
+    wire::{EndReason, TabMessage},
+    Login, Logout, Register, User,
 };
 use crate::{
     error::AppError,

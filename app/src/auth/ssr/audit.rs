@@ -3,7 +3,8 @@
 
 use std::net::IpAddr;
 
-use crate::{auth::ActivityEntry, db::Database, error::AppError, now_ms, on_db};
+use crate::auth::wire::ActivityEntry;
+use crate::{db::Database, error::AppError, now_ms, on_db};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {

@@ -7,12 +7,8 @@ use super::{
     names::{self, Name},
     password::{normalise, Hasher, Match},
 };
-use crate::{
-    auth::{validate, User},
-    db::Database,
-    error::AppError,
-    on_db,
-};
+use crate::auth::{validate, wire::User};
+use crate::{db::Database, error::AppError, on_db};
 
 /// A user as stored, hash included. Never leaves the server: the browser gets [`User`].
 #[derive(Clone, sqlx::FromRow)]

@@ -29,7 +29,7 @@ use tower_sessions::session::Id;
 
 use super::AuthSession;
 use crate::{
-    auth::live::{EndReason, SessionEndedEvent},
+    auth::wire::{EndReason, SessionEndedEvent},
     db::Database,
     error::AppError,
     session::{self, Store},

@@ -1,0 +1,278 @@
+//! What the server and the browser both speak: the JSON bodies of the API, the session-ended
+//! event and the tab channel's messages, and their paths. Plain data (serde only), so that either
+//! side can use it without reaching into the other: this is the bottom of the `auth` module
+//! graph, and imports nothing of Signoff's.
+
+use serde::{Deserialize, Serialize};
+
+/// The signed-in user as the browser sees it. The stored row (with the password hash) is
+/// `ssr::UserRecord` and never leaves the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    /// The name of the identity provider this session was signed in through (single sign-on),
+    /// if any; the page offers "Sign out of NAME too". Absent from the JSON for a password session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+/// One of the user's sessions, as `GET /api/sessions` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// A public handle (a hash of the session id): enough to revoke it, never enough to use it.
+    pub id: String,
+    /// Whether this is the session of the request that asked.
+    pub current: bool,
+    /// RFC 3339, UTC.
+    pub created_at: Option<String>,
+    /// RFC 3339, UTC; accurate to the session's refresh interval (at most a minute).
+    pub last_seen_at: Option<String>,
+    pub user_agent: Option<String>,
+    /// The provider the session was signed in through (its display name), if any.
+    #[serde(default)]
+    pub provider: Option<String>,
+}
+
+/// One security event of the user's, as "Recent activity" shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityEntry {
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// `login_succeeded`, `login_failed`, `logout`, `session_revoked`, `logout_everywhere`,
+    /// `password_changed`, `account_created`, `provider_linked`, `provider_unlinked`,
+    /// `provider_logout` or `logout_at_provider`.
+    pub event: String,
+    /// Hash tag of the session concerned (not its id).
+    pub session: Option<String>,
+    pub ip: Option<String>,
+    /// What else it concerns: the provider of a provider sign-in, link, unlink or logout.
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// A configured OpenID Provider, as the page names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderInfo {
+    /// Part of its URLs here (`/api/oidc/<id>/…`).
+    pub id: String,
+    /// "Sign in with {name}".
+    pub name: String,
+}
+
+/// One provider and whether the signed-in account is linked to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderMethod {
+    pub provider: ProviderInfo,
+    pub linked: bool,
+}
+
+/// How the signed-in account can sign in, and how this session did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInMethods {
+    /// Every configured provider, linked or not (empty: single sign-on is not configured).
+    pub providers: Vec<ProviderMethod>,
+    pub has_password: bool,
+    /// The provider this session was signed in through, if any.
+    pub session_provider: Option<ProviderInfo>,
+}
+
+impl SignInMethods {
+    /// Whether unlinking `provider` would leave the account another way in.
+    pub fn can_unlink(&self, provider: &str) -> bool {
+        self.has_password
+            || self
+                .providers
+                .iter()
+                .any(|method| method.linked && method.provider.id != provider)
+    }
+}
+
+/// Why a session ended: carried by the server's `session-ended` event and by the tab channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// `POST /api/logout` (only a holder of the cookie can do that: another tab of this browser).
+    SignedOut,
+    /// `POST /api/revoke_session` from another session.
+    Revoked,
+    /// `POST /api/logout_all`.
+    SignedOutEverywhere,
+    /// `POST /api/change_password` from another session.
+    PasswordChanged,
+    /// The idle or absolute timeout passed.
+    Expired,
+    /// The session is gone and the server cannot tell why (it may have missed the event).
+    Ended,
+    /// A request with this session's cookie signed in as another user, so the session was
+    /// replaced by a new one (another tab or window of this browser).
+    Replaced,
+    /// The OpenID Provider the session was signed in through ended it (back-channel logout: the
+    /// person signed out there, or an administrator ended their access).
+    ProviderLogout,
+}
+
+impl EndReason {
+    pub const ALL: [EndReason; 8] = [
+        EndReason::SignedOut,
+        EndReason::Revoked,
+        EndReason::SignedOutEverywhere,
+        EndReason::PasswordChanged,
+        EndReason::Expired,
+        EndReason::Ended,
+        EndReason::Replaced,
+        EndReason::ProviderLogout,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::SignedOut => "signed_out",
+            EndReason::Revoked => "revoked",
+            EndReason::SignedOutEverywhere => "signed_out_everywhere",
+            EndReason::PasswordChanged => "password_changed",
+            EndReason::Expired => "expired",
+            EndReason::Ended => "ended",
+            EndReason::Replaced => "replaced",
+            EndReason::ProviderLogout => "provider_logout",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|reason| reason.as_str() == text)
+    }
+
+    /// What a page says when its session was ended by someone else. `same_browser` is true when
+    /// the session that did it is this one (so it was another tab of this browser).
+    pub fn notice(self, same_browser: bool) -> &'static str {
+        match (self, same_browser) {
+            (EndReason::SignedOut, _) | (EndReason::Revoked, true) => {
+                "You signed out in another tab."
+            }
+            (EndReason::SignedOutEverywhere, true) => "You signed out everywhere from another tab.",
+            (EndReason::SignedOutEverywhere, false) => {
+                "You signed out everywhere from another device."
+            }
+            (EndReason::Revoked, false) => "This session was ended from another device.",
+            (EndReason::PasswordChanged, _) => {
+                "Your password was changed on another device, so this session was ended."
+            }
+            (EndReason::Expired, _) => "Your session expired. Please sign in again.",
+            (EndReason::Ended, _) => "Your session has ended. Please sign in again.",
+            (EndReason::Replaced, _) => {
+                "You signed in as another user in another tab or window, so this page was reset."
+            }
+            (EndReason::ProviderLogout, _) => {
+                "You were signed out by your identity provider. Please sign in again."
+            }
+        }
+    }
+
+    /// The notice, naming the provider when the end came from one.
+    pub fn notice_from(self, same_browser: bool, provider: Option<&str>) -> String {
+        match (self, provider) {
+            (EndReason::ProviderLogout, Some(name)) => {
+                format!("You were signed out by {name}. Please sign in again.")
+            }
+            _ => self.notice(same_browser).to_owned(),
+        }
+    }
+}
+
+/// The data of a `session-ended` event: `{"reason": "revoked", "same_session": false}`, with
+/// `"provider": "Name"` when an OpenID Provider ended it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEndedEvent {
+    pub reason: EndReason,
+    /// Whether the request that ended it carried this very session (another tab, same cookie).
+    pub same_session: bool,
+    /// The display name of the provider that ended it (back-channel logout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+/// What one tab tells the others on the `BroadcastChannel`. Plain strings, so any page of the
+/// site (or a test) can read and write them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TabMessage {
+    SignedIn,
+    SignedOut(EndReason),
+    /// The session continues under a new id (password changed here): reconnect the stream.
+    Renewed,
+}
+
+impl TabMessage {
+    pub fn encode(self) -> String {
+        match self {
+            TabMessage::SignedIn => "signed_in".into(),
+            TabMessage::SignedOut(reason) => format!("signed_out:{}", reason.as_str()),
+            TabMessage::Renewed => "renewed".into(),
+        }
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        match text {
+            "signed_in" => Some(TabMessage::SignedIn),
+            "renewed" => Some(TabMessage::Renewed),
+            _ => text
+                .strip_prefix("signed_out:")
+                .and_then(EndReason::parse)
+                .map(TabMessage::SignedOut),
+        }
+    }
+}
+
+/// The `BroadcastChannel` name the app's tabs share.
+pub const TAB_CHANNEL: &str = "signoff";
+/// Where a signed-in page listens for its session's end.
+pub const EVENTS_PATH: &str = "/api/events";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tab_messages_round_trip_and_junk_is_ignored() {
+        for message in [
+            TabMessage::SignedIn,
+            TabMessage::Renewed,
+            TabMessage::SignedOut(EndReason::SignedOutEverywhere),
+        ] {
+            assert_eq!(TabMessage::decode(&message.encode()), Some(message));
+        }
+        assert_eq!(TabMessage::decode("signed_out:nonsense"), None);
+        assert_eq!(TabMessage::decode(""), None);
+    }
+
+    #[test]
+    fn event_data_is_the_documented_json() {
+        let event = SessionEndedEvent {
+            reason: EndReason::PasswordChanged,
+            same_session: false,
+            provider: None,
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            json,
+            r#"{"reason":"password_changed","same_session":false}"#
+        );
+        let from_provider = SessionEndedEvent {
+            reason: EndReason::ProviderLogout,
+            same_session: false,
+            provider: Some("Corp".into()),
+        };
+        let json = serde_json::to_string(&from_provider).unwrap();
+        assert_eq!(
+            json,
+            r#"{"reason":"provider_logout","same_session":false,"provider":"Corp"}"#
+        );
+        assert_eq!(
+            EndReason::ProviderLogout.notice_from(false, Some("Corp")),
+            "You were signed out by Corp. Please sign in again."
+        );
+        for reason in EndReason::ALL {
+            assert_eq!(EndReason::parse(reason.as_str()), Some(reason));
+            let quoted = serde_json::to_string(&reason).unwrap();
+            assert_eq!(quoted, format!("\"{}\"", reason.as_str()));
+        }
+    }
+}
