@@ -15,19 +15,12 @@
 //! asks `GET /api/me` before reconnecting, with exponential backoff, so a dead session is noticed
 //! rather than retried forever.
 
+pub use super::tabs::tell_other_tabs;
 pub use super::wire::{EndReason, SessionEndedEvent, TabMessage, EVENTS_PATH, TAB_CHANNEL};
 
-/// Tells the app's other tabs in this browser. Does nothing on the server.
-pub fn tell_other_tabs(message: TabMessage) {
-    #[cfg(feature = "browser")]
-    client::post(message);
-    #[cfg(not(feature = "browser"))]
-    let _ = message;
-}
-
 /// Starts following the session in the browser: the tab channel and, while signed in, the
-/// event stream. Call once, in the component that owns [`super::ui::AuthState`].
-pub fn follow(auth: super::ui::AuthState) {
+/// event stream. Call once, in the component that owns [`AuthState`](super::state::AuthState).
+pub fn follow(auth: super::state::AuthState) {
     #[cfg(feature = "browser")]
     client::follow(auth);
     #[cfg(not(feature = "browser"))]
@@ -36,7 +29,7 @@ pub fn follow(auth: super::ui::AuthState) {
 
 #[cfg(feature = "browser")]
 mod client {
-    use std::{cell::RefCell, time::Duration};
+    use std::time::Duration;
 
     use futures::{
         future::{AbortHandle, Abortable},
@@ -46,24 +39,15 @@ mod client {
     use leptos::{prelude::*, task::spawn_local};
     use wasm_bindgen::{prelude::Closure, JsCast};
 
-    use super::{EndReason, SessionEndedEvent, TabMessage, EVENTS_PATH, TAB_CHANNEL};
-    use crate::auth::{current_user, ui::AuthState};
+    use crate::auth::{
+        current_user,
+        state::AuthState,
+        tabs,
+        wire::{EndReason, SessionEndedEvent, TabMessage, EVENTS_PATH},
+    };
 
     /// The longest wait between reconnection attempts.
     const MAX_BACKOFF_MS: u32 = 30_000;
-
-    thread_local! {
-        /// This tab's end of the channel (the browser runs the app on one thread).
-        static CHANNEL: RefCell<Option<web_sys::BroadcastChannel>> = const { RefCell::new(None) };
-    }
-
-    pub(super) fn post(message: TabMessage) {
-        CHANNEL.with(|channel| {
-            if let Some(channel) = channel.borrow().as_ref() {
-                let _ = channel.post_message(&message.encode().into());
-            }
-        });
-    }
 
     pub(super) fn follow(auth: AuthState) {
         listen_to_other_tabs(auth);
@@ -90,33 +74,13 @@ mod client {
     }
 
     fn listen_to_other_tabs(auth: AuthState) {
-        let Ok(channel) = web_sys::BroadcastChannel::new(TAB_CHANNEL) else {
-            // No BroadcastChannel (very old browser): the event stream still reaches this tab.
-            return;
-        };
-        let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
-            move |event: web_sys::MessageEvent| {
-                let Some(message) = event
-                    .data()
-                    .as_string()
-                    .as_deref()
-                    .and_then(TabMessage::decode)
-                else {
-                    return;
-                };
-                match message {
-                    TabMessage::SignedOut(reason) => auth.ended_elsewhere(reason, true),
-                    // Signed in there: this tab shares the cookie, so ask who it is now (it may
-                    // be someone else than this page shows).
-                    TabMessage::SignedIn => spawn_local(recheck(auth)),
-                    TabMessage::Renewed => auth.renewals.update(|n| *n += 1),
-                }
-            },
-        );
-        channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        // The handler lives as long as the page, like the channel.
-        on_message.forget();
-        CHANNEL.with(|slot| *slot.borrow_mut() = Some(channel));
+        tabs::open(move |message| match message {
+            TabMessage::SignedOut(reason) => auth.ended_elsewhere(reason, true),
+            // Signed in there: this tab shares the cookie, so ask who it is now (it may be
+            // someone else than this page shows).
+            TabMessage::SignedIn => spawn_local(recheck(auth)),
+            TabMessage::Renewed => auth.renewals.update(|n| *n += 1),
+        });
     }
 
     /// Asks the server who this browser is signed in as, and makes the page agree: signed

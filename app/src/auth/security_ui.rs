@@ -6,7 +6,7 @@
 use leptos::{ev::SubmitEvent, prelude::*};
 
 use super::{
-    change_password, list_sessions, logout_all, recent_activity, revoke_session, ui::AuthState,
+    change_password, list_sessions, logout_all, recent_activity, revoke_session, state::AuthState,
     validate, wire::EndReason, ActivityEntry, SessionInfo,
 };
 use crate::error::{AppError, ErrorCode};
@@ -85,7 +85,7 @@ pub fn SecurityPanel() -> impl IntoView {
                 view! { <p class="error" role="alert">"Sign-out failed: " {error.message}</p> }
             })}
 
-            <super::oidc::SignInMethodsSection />
+            <super::oidc_ui::SignInMethodsSection />
 
             <ChangePasswordForm on_changed=refresh />
 
