@@ -52,9 +52,7 @@ pub async fn change_password(
     current_password: String,
     new_password: String,
 ) -> Result<(), AppError> {
-    use super::ssr::{
-        attempts::Attempt, audit, current_handle, events, request_meta, require_user,
-    };
+    use super::ssr::{attempts::Attempt, request_meta, require_user};
 
     let mut auth = super::ssr::auth_session().await?;
     let user = require_user(&auth)?;
@@ -74,38 +72,6 @@ pub async fn change_password(
     attempt.succeeded(&state, &auth.backend, user.id).await?;
 
     let updated = auth.backend.new_password(&user, &new_password).await?;
-    // One transaction: the new hash and stamp, and every other session gone. Either all of it
-    // happened or none of it, so the answer (200, or 503 "nothing was changed") is the truth.
-    let keep = current_handle(&auth);
-    let ended = auth
-        .backend
-        .commit_password(&updated, keep.as_deref())
-        .await?;
-    state
-        .events
-        .publish(events::SessionsEnded::all_but(
-            user.id,
-            keep.clone(),
-            super::wire::EndReason::PasswordChanged,
-        ))
-        .await;
-    // This session: a new id for the changed privilege, the new stamp, and its deadline kept
-    // (re-keying must not extend it).
-    auth.session.cycle_id().await?;
-    auth.login(&updated).await?;
-    crate::session::keep_deadline(&auth.session, &state.sessions).await?;
-    tracing::info!(
-        user_id = user.id,
-        other_sessions_ended = ended,
-        "password changed"
-    );
-    audit::record(
-        &state.db,
-        audit::Event::PasswordChanged,
-        Some(user.id),
-        keep.as_deref().and_then(|h| h.get(..16)),
-        meta.ip,
-    )
-    .await;
+    super::ssr::lifecycle::password_changed(&mut auth, &state, &updated, &meta).await?;
     Ok(())
 }

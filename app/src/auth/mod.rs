@@ -22,8 +22,6 @@ pub use account::{
     change_password, list_sessions, recent_activity, ChangePassword, ListSessions, RecentActivity,
 };
 pub use login::{login, register, Login, Register};
-#[cfg(feature = "ssr")]
-pub use logout::end_session;
 pub use logout::{
     logout, logout_all, logout_provider, revoke_session, Logout, LogoutAll, LogoutProvider,
     RevokeSession,

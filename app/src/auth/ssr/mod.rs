@@ -7,6 +7,7 @@ pub mod backend;
 pub mod client_addr;
 pub mod common_passwords;
 pub mod events;
+pub mod lifecycle;
 pub mod names;
 pub mod oidc;
 pub mod password;
@@ -119,6 +120,15 @@ impl From<axum_login::Error<Backend>> for AppError {
             axum_login::Error::Session(error) => error.into(),
             axum_login::Error::Backend(error) => error.into(),
         }
+    }
+}
+
+/// A database error is a 503 "nothing was changed": every statement of a request either ran in
+/// its transaction or not at all. The details go to the log, never to the client.
+impl From<sqlx::Error> for AppError {
+    fn from(error: sqlx::Error) -> Self {
+        tracing::error!(%error, "database error");
+        AppError::unavailable()
     }
 }
 

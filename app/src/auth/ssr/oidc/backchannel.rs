@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{identities, token, VerifyError};
 use crate::{
-    auth::logout::{end_provider_sessions, ProviderEnded},
+    auth::ssr::lifecycle::{end_provider_sessions, ProviderEnded},
     now_ms,
     session::{ProviderLogout, ProviderSessions},
     state::AppState,

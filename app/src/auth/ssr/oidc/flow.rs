@@ -353,7 +353,8 @@ async fn finish(
                 sid: claims.sid.clone(),
                 id_token,
             };
-            crate::auth::login::start_session(&mut auth, &user, state, &meta, Some(via)).await
+            crate::auth::ssr::lifecycle::start_session(&mut auth, &user, state, &meta, Some(via))
+                .await
         }
     }
 }
