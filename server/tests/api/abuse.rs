@@ -202,6 +202,16 @@ async fn a_registration_flood_is_throttled_and_a_bystander_signs_in_fast() {
     let app = spawn_app_with(&[ONE_CLIENT_LOAD]).await;
     app.register("taken").await;
     app.register("bystander").await;
+    // The usual time of the bystander's sign-in on this machine, now (the suite runs in
+    // parallel: the same sign-in takes 50 ms alone and more while other tests start up).
+    let started = Instant::now();
+    assert_eq!(
+        login_from(&app, 4, "bystander", PASSWORD, None)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let usual = started.elapsed();
     // One client (one address) floods: 1,000 registrations at once.
     let flood = tokio::spawn({
         let url = app.url("/api/register");
@@ -232,7 +242,9 @@ async fn a_registration_flood_is_throttled_and_a_bystander_signs_in_fast() {
     let took = started.elapsed();
     assert_eq!(bystander.status(), StatusCode::OK);
     let statuses = flood.await.expect("flood");
-    println!("[abuse] bystander sign-in during a 1,000-registration flood: {took:?}");
+    println!(
+        "[abuse] bystander sign-in during a 1,000-registration flood: {took:?} (usual {usual:?})"
+    );
     let created = count(&statuses, StatusCode::OK);
     let conflicts = count(&statuses, StatusCode::CONFLICT);
     assert!(
@@ -244,7 +256,10 @@ async fn a_registration_flood_is_throttled_and_a_bystander_signs_in_fast() {
         1000,
         "every other one is 429: {statuses:?}"
     );
-    assert!(took < Duration::from_secs(1), "bystander took {took:?}");
+    assert!(
+        took < Duration::from_secs(1) || took < usual * 4,
+        "bystander took {took:?} (usual {usual:?})"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
