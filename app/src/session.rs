@@ -183,9 +183,6 @@ pub struct Swept {
     pub longest_batch: Duration,
 }
 
-/// The name of the shared job that sweeps expired sessions (a row of `maintenance`).
-const SWEEP_JOB: &str = "sweep_expired_sessions";
-
 impl Store {
     pub fn new(db: &Database, settings: &SessionSettings) -> Self {
         let reader = match db {
@@ -281,6 +278,11 @@ impl Store {
             // time (and of a small machine's cores), however slow its batches turn out.
             tokio::time::sleep(took.max(SWEEP_PAUSE)).await;
         }
+    }
+
+    /// The database the store keeps its sessions in (for the other sweeps of `maintenance`).
+    pub fn db(&self) -> &Database {
+        &self.db
     }
 
     /// Forgets the `jti`s of logout tokens that would be refused by now anyway.
@@ -579,7 +581,7 @@ impl SessionStore for Store {
             row.password_hash,
             row.session_stamp,
         ) {
-            crate::auth::ssr::backend::prefetched::offer(crate::auth::ssr::UserRecord {
+            crate::auth::ssr::backend::prefetched::offer(crate::auth::ssr::backend::UserRecord {
                 id,
                 username,
                 password_hash,
@@ -819,56 +821,6 @@ pub fn handle(id: &Id) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(id.to_string().as_bytes());
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Deletes expired rows once per `period` across all instances, for as long as the process runs:
-/// sessions, counted sign-in attempts that have left their window, and expired trust in clients.
-/// Every instance ticks, but only the one that claims the period (a row of the `maintenance`
-/// table) sweeps. A failed sweep (database down) is logged and retried at the next tick instead of
-/// ending the task.
-pub async fn sweep_expired(
-    store: Store,
-    period: Duration,
-    throttle: crate::auth::ssr::throttle::ThrottleSettings,
-) {
-    use crate::auth::ssr::{throttle as attempts, trust};
-    let mut ticker = tokio::time::interval(period);
-    loop {
-        ticker.tick().await;
-        // Claim slightly less than a period so jitter between instances never skips one.
-        let claim = period.mul_f64(0.9);
-        match store.db.claim_job(SWEEP_JOB, claim).await {
-            Ok(true) => {
-                match store.delete_expired().await {
-                    Ok(swept) if swept.rows > 0 => tracing::info!(
-                        rows = swept.rows,
-                        batches = swept.batches,
-                        longest_batch_ms = swept.longest_batch.as_millis() as u64,
-                        "swept expired sessions"
-                    ),
-                    Ok(_) => {}
-                    Err(error) => {
-                        tracing::warn!(%error, "could not delete expired sessions; will retry");
-                    }
-                }
-                if let Err(error) = attempts::forget_old(&store.db, &throttle).await {
-                    tracing::warn!(%error, "could not forget old sign-in attempts; will retry");
-                }
-                if let Err(error) = trust::forget_expired(&store.db).await {
-                    tracing::warn!(%error, "could not forget expired trust; will retry");
-                }
-                if let Err(error) = store.forget_used_logout_tokens().await {
-                    tracing::warn!(%error, "could not forget used logout tokens; will retry");
-                }
-                // Accounts an older instance made during a rolling upgrade (usually none).
-                if let Err(error) = crate::auth::ssr::names::adopt_old_names(&store.db).await {
-                    tracing::warn!(%error, "could not adopt old names; will retry");
-                }
-            }
-            Ok(false) => tracing::trace!("another instance swept expired sessions this period"),
-            Err(error) => tracing::warn!(%error, "could not claim the session sweep; will retry"),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -118,7 +118,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let sweeper = tokio::spawn(session::sweep_expired(
+        let sweeper = tokio::spawn(app::maintenance::sweep_expired(
             self.state.store.clone(),
             self.sweep_interval,
             self.state.throttle,

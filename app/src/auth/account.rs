@@ -60,7 +60,8 @@ pub async fn change_password(
     let meta = request_meta();
     let key = super::ssr::names::lookup_key(&user.username);
     // The same reservation as a sign-in: a stolen session cannot guess the password faster.
-    let attempt = Attempt::begin(&state, &auth.backend, &key).await?;
+    let device = super::ssr::device_token(&state);
+    let attempt = Attempt::begin(&state, &auth.backend, &key, &meta, device).await?;
     if !auth
         .backend
         .verify_password(&user, &current_password)
@@ -69,7 +70,7 @@ pub async fn change_password(
         let _ = attempt.failed(&auth.backend).await;
         return Err(AppError::wrong_password());
     }
-    attempt.succeeded(&state, &auth.backend, user.id).await?;
+    super::ssr::set_cookie(attempt.succeeded(&state, &auth.backend, user.id).await?);
 
     let updated = auth.backend.new_password(&user, &new_password).await?;
     super::ssr::lifecycle::password_changed(&mut auth, &state, &updated, &meta).await?;

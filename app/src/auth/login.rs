@@ -47,7 +47,8 @@ pub async fn login(username: String, password: String) -> Result<User, AppError>
     super::validate::login_username(&username)?;
     let key = super::ssr::names::lookup_key(&username);
     let mut auth = super::ssr::auth_session().await?;
-    let attempt = Attempt::begin(&state, &auth.backend, &key).await?;
+    let device = super::ssr::device_token(&state);
+    let attempt = Attempt::begin(&state, &auth.backend, &key, &meta, device).await?;
     let verified = auth
         .authenticate(Credentials {
             username: username.clone(),
@@ -59,7 +60,7 @@ pub async fn login(username: String, password: String) -> Result<User, AppError>
         audit::record(&state.db, audit::Event::LoginFailed, target, None, meta.ip).await;
         return Err(AppError::invalid_credentials());
     };
-    attempt.succeeded(&state, &auth.backend, user.id).await?;
+    super::ssr::set_cookie(attempt.succeeded(&state, &auth.backend, user.id).await?);
     super::ssr::lifecycle::start_session(&mut auth, &user, &state, &meta, None).await?;
     Ok(User::from(&user))
 }

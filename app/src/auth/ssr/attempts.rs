@@ -4,9 +4,7 @@
 
 use std::net::IpAddr;
 
-use leptos::prelude::use_context;
-
-use super::{backend::Backend, request_meta, throttle, throttle::Reservation, trust};
+use super::{backend::Backend, client_addr::RequestMeta, throttle, throttle::Reservation, trust};
 use crate::{error::AppError, state::AppState};
 
 /// An attempt that may now check a secret.
@@ -25,15 +23,15 @@ impl Attempt {
     /// Reserves an attempt against the account named by `username_key` (which may not exist:
     /// unknown names are throttled exactly like real ones). 429 when a bucket is full, or when
     /// the account reached its consecutive-failure cap and does not know this client; 503 when
-    /// the database cannot say.
+    /// the database cannot say. `device`: the request's device cookie (`trust::device_token`).
     pub async fn begin(
         state: &AppState,
         backend: &Backend,
         username_key: &str,
+        meta: &RequestMeta,
+        device: Option<String>,
     ) -> Result<Self, AppError> {
-        let ip = request_meta().ip;
-        let device = use_context::<http::request::Parts>()
-            .and_then(|parts| trust::device_token(&parts.headers, state.sessions.cookie_secure));
+        let ip = meta.ip;
         let account = backend.lock_state(username_key).await?;
         let trusted = match account {
             Some((user_id, _)) => trust::recognise(&state.db, user_id, device.as_deref(), ip)
@@ -75,13 +73,14 @@ impl Attempt {
     }
 
     /// The secret was right: the attempt is taken back, the failures start again, and this
-    /// client becomes known to the account (a device cookie is set if it had none).
+    /// client becomes known to the account. Returns the device cookie to set if it had none
+    /// (`Set-Cookie`, to be appended: the session cookie is set in the same response).
     pub async fn succeeded(
         self,
         state: &AppState,
         backend: &Backend,
         user_id: i64,
-    ) -> Result<(), AppError> {
+    ) -> Result<Option<http::HeaderValue>, AppError> {
         self.reservation.succeeded(&state.db).await;
         if self.account.is_some_and(|(_, failures)| failures > 0) {
             backend.reset_failures(user_id).await?;
@@ -93,15 +92,9 @@ impl Attempt {
         let new_token = trust::remember(&state.db, user_id, device, self.ip)
             .await
             .map_err(unavailable)?;
-        if let (Some(token), Some(response)) =
-            (new_token, use_context::<leptos_axum::ResponseOptions>())
-        {
-            if let Ok(cookie) = http::HeaderValue::from_str(&trust::device_cookie(&token, secure)) {
-                // `append`: the session cookie is set in the same response.
-                response.append_header(http::header::SET_COOKIE, cookie);
-            }
-        }
-        Ok(())
+        Ok(new_token.and_then(|token| {
+            http::HeaderValue::from_str(&trust::device_cookie(&token, secure)).ok()
+        }))
     }
 }
 

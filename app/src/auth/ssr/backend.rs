@@ -2,11 +2,9 @@
 
 use axum_login::{AuthUser, AuthnBackend, UserId};
 
-use super::{
-    common_passwords,
-    names::{self, Name},
-    password::{normalise, Hasher, Match},
-};
+use super::common_passwords;
+use super::names::{self, Name};
+use super::password::{normalise, Hasher, Match};
 use crate::auth::{validate, wire::User};
 use crate::{db::Database, error::AppError, on_db};
 
@@ -101,6 +99,13 @@ impl From<AppError> for BackendError {
     }
 }
 
+/// The password hash of an account made by a provider sign-in: none. No password verifies
+/// against it (`authenticate` checks for it and hashes a dummy instead, so timing tells nothing).
+pub const NO_PASSWORD: &str = "";
+
+/// axum-login's per-request view of the session, over Signoff's users backend.
+pub type AuthSession = axum_login::AuthSession<Backend>;
+
 /// The auth backend. axum-login's layer clones it for every request (and every middleware
 /// around it clones the layer again), so it is one `Arc`: a clone is one reference count.
 #[derive(Clone, Debug)]
@@ -191,7 +196,7 @@ impl Backend {
         if too_long(password) {
             return Ok(false);
         }
-        if user.password_hash == super::oidc::identities::NO_PASSWORD {
+        if user.password_hash == NO_PASSWORD {
             self.hasher.verify_dummy(password.to_owned()).await?;
             return Ok(false);
         }
@@ -412,7 +417,7 @@ impl AuthnBackend for Backend {
         match self.find_by_key(&key).await? {
             // An account made by a provider sign-in has no password: none matches, in the time
             // a wrong one takes.
-            Some(user) if user.password_hash == super::oidc::identities::NO_PASSWORD => {
+            Some(user) if user.password_hash == NO_PASSWORD => {
                 self.hasher.verify_dummy(creds.password).await?;
                 Ok(None)
             }
@@ -455,7 +460,7 @@ impl AuthnBackend for Backend {
 pub mod prefetched {
     use std::{cell::RefCell, future::Future};
 
-    use super::UserRecord;
+    use crate::auth::ssr::backend::UserRecord;
 
     tokio::task_local! {
         static OWNER: RefCell<Option<UserRecord>>;

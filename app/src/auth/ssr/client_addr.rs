@@ -6,7 +6,7 @@
 //! are ignored: a client cannot choose its own address. For counting, an IPv6 client is its /64
 //! (one subscriber usually holds a whole /64 and can rotate within it at will).
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use http::HeaderMap;
 
@@ -149,6 +149,28 @@ pub fn counting_key(addr: IpAddr) -> String {
         IpAddr::V6(v6) => {
             let s = v6.segments();
             format!("{}/64", Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+    }
+}
+
+/// What the audit trail and the session list record about the client.
+#[derive(Clone, Debug, Default)]
+pub struct RequestMeta {
+    /// The client: the TCP peer, or what a trusted proxy reports (`client_addr`).
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl RequestMeta {
+    /// The client of a request with these headers from this TCP peer (axum handlers that are
+    /// not server functions call this directly).
+    pub fn of(headers: &http::HeaderMap, peer: Option<SocketAddr>, trusted: &[Cidr]) -> Self {
+        RequestMeta {
+            ip: peer.map(|addr| client_ip(addr.ip(), headers, trusted)),
+            user_agent: headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
         }
     }
 }

@@ -14,7 +14,7 @@ pub mod password;
 pub mod throttle;
 pub mod trust;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use axum::extract::ConnectInfo;
 use leptos::prelude::use_context;
@@ -22,10 +22,9 @@ use leptos::prelude::use_context;
 pub use backend::{Backend, Credentials, UserRecord};
 
 use crate::{error::AppError, session::SessionSettings, state::AppState};
-use client_addr::Cidr;
 
-/// axum-login's per-request view of the session, over Signoff's users backend.
-pub type AuthSession = axum_login::AuthSession<Backend>;
+pub use backend::AuthSession;
+pub use client_addr::RequestMeta;
 
 /// The current request's auth session. The auth layer put it in the request's extensions; the
 /// `Session` inside shares its state with the session layer, so a login made here is saved when
@@ -57,14 +56,6 @@ pub fn require_user(auth: &AuthSession) -> Result<UserRecord, AppError> {
     auth.user.clone().ok_or_else(AppError::not_signed_in)
 }
 
-/// What the audit trail and the session list record about the client.
-#[derive(Clone, Debug, Default)]
-pub struct RequestMeta {
-    /// The client: the TCP peer, or what a trusted proxy reports (`client_addr`).
-    pub ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
-}
-
 pub fn request_meta() -> RequestMeta {
     let Some(parts) = use_context::<http::request::Parts>() else {
         return RequestMeta::default();
@@ -79,17 +70,18 @@ pub fn request_meta() -> RequestMeta {
     RequestMeta::of(&parts.headers, peer, &trusted)
 }
 
-impl RequestMeta {
-    /// The client of a request with these headers from this TCP peer (axum handlers that are
-    /// not server functions call this directly).
-    pub fn of(headers: &http::HeaderMap, peer: Option<SocketAddr>, trusted: &[Cidr]) -> Self {
-        RequestMeta {
-            ip: peer.map(|addr| client_addr::client_ip(addr.ip(), headers, trusted)),
-            user_agent: headers
-                .get(http::header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-        }
+/// The device cookie this request carries (`trust`), if any.
+pub fn device_token(state: &AppState) -> Option<String> {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| trust::device_token(&parts.headers, state.sessions.cookie_secure))
+}
+
+/// Appends a `Set-Cookie` to this server function's response (appended: a response may set
+/// several cookies).
+pub fn set_cookie(cookie: Option<http::HeaderValue>) {
+    if let (Some(cookie), Some(response)) = (cookie, use_context::<leptos_axum::ResponseOptions>())
+    {
+        response.append_header(http::header::SET_COOKIE, cookie);
     }
 }
 

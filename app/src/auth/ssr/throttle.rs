@@ -240,7 +240,7 @@ async fn full_for(
 }
 
 /// Forgets counted attempts that have left the window (the periodic sweep,
-/// `session::sweep_expired`; indexed on `at`). Counting ignores them anyway.
+/// `maintenance::sweep_expired`; indexed on `at`). Counting ignores them anyway.
 pub async fn forget_old(db: &Database, settings: &ThrottleSettings) -> Result<u64, sqlx::Error> {
     let since = now_ms() - settings.window.as_millis() as i64;
     on_db!(db, |pool| {

@@ -112,7 +112,7 @@ pub async fn remember(
     Ok(new_token)
 }
 
-/// Forgets trust that has expired (the periodic sweep, `session::sweep_expired`).
+/// Forgets trust that has expired (the periodic sweep, `maintenance::sweep_expired`).
 pub async fn forget_expired(db: &Database) -> Result<u64, sqlx::Error> {
     on_db!(db, |pool| {
         sqlx::query("DELETE FROM trusted_clients WHERE expires_at <= $1")

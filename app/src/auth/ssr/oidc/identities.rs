@@ -12,9 +12,7 @@ use crate::{
     now_ms, on_db,
 };
 
-/// The password hash of an account made by a provider sign-in: none. No password verifies
-/// against it (`backend` checks for it and hashes a dummy instead, so timing tells nothing).
-pub const NO_PASSWORD: &str = "";
+pub use crate::auth::ssr::backend::NO_PASSWORD;
 
 /// The account linked to this identity, if any.
 pub async fn find_user(

@@ -641,7 +641,7 @@ pub struct SessionProvider {
 /// The provider the session in hand was signed in through, as the page names it. Reads only
 /// the session already loaded; nothing at all when no provider is configured.
 pub async fn session_provider(
-    auth: &super::AuthSession,
+    auth: &super::backend::AuthSession,
     providers: &Providers,
 ) -> Result<Option<ProviderInfo>, crate::error::AppError> {
     if providers.is_empty() {

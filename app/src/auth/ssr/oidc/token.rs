@@ -310,7 +310,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::auth::ssr::oidc::token::*;
     use serde_json::json;
 
     const NOW: i64 = 1_800_000_000;
@@ -487,11 +487,11 @@ mod tests {
             email: None,
             name: None,
         };
-        claims.merge_userinfo(&super::tests::claims(
+        claims.merge_userinfo(&self::claims(
             json!({"sub": "mallory", "preferred_username": "boss"}),
         ));
         assert_eq!(claims.preferred_username, None);
-        claims.merge_userinfo(&super::tests::claims(
+        claims.merge_userinfo(&self::claims(
             json!({"sub": "alice", "preferred_username": "al"}),
         ));
         assert_eq!(claims.preferred_username.as_deref(), Some("al"));
