@@ -133,7 +133,7 @@ pub fn take() -> Landing {
         .uri
         .query()
         .is_some_and(|query| query.split('&').any(|pair| pair == SIGNED_OUT_FLAG));
-    let state = use_context::<crate::state::AppState>();
+    let state = use_context::<crate::signoff::Signoff>();
     let cookie = crate::cookies::AppCookie::flash(
         state
             .as_ref()

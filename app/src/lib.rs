@@ -16,6 +16,8 @@ pub mod session;
 #[cfg(feature = "ssr")]
 pub mod session_read;
 #[cfg(feature = "ssr")]
+pub mod signoff;
+#[cfg(feature = "ssr")]
 pub mod state;
 
 use leptos::prelude::*;
@@ -77,7 +79,7 @@ fn set_page_csp(options: &LeptosOptions) {
     };
     // A sign-in with a provider posts here and is redirected there, and browsers hold the
     // redirect of a form post to `form-action` too: the providers' origins are allowed.
-    let providers: String = use_context::<crate::state::AppState>()
+    let providers: String = use_context::<crate::signoff::Signoff>()
         .map(|state| state.oidc.form_action_sources())
         .unwrap_or_default()
         .iter()

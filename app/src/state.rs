@@ -1,59 +1,55 @@
-//! What every request can reach: built once at start-up, passed through axum and Leptos context.
+//! The app's state: Leptos' options beside [`Signoff`]. Handlers take whichever part they need
+//! (`State<Signoff>`, `State<LeptosOptions>`) through `FromRef`; Signoff's own code never sees
+//! this type, so another app puts Signoff beside its own state the same way.
 
 use std::{ops::Deref, sync::Arc};
 
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 
-use crate::{
-    auth::ssr::{client_addr::Cidr, events::Hub, oidc::Providers, throttle::ThrottleSettings},
-    db::Database,
-    session::{SessionSettings, Store},
-};
+use crate::{session::SessionSettings, signoff::Signoff};
 
-/// The application state. Cloning is one reference count: axum clones the state for every
-/// middleware and handler call of every request, and copying the fields each time (Leptos'
-/// options alone hold a dozen shared strings) was 6% of `GET /api/me`'s CPU (perf).
+/// Cloning is one reference count (see [`Signoff`]).
 #[derive(Clone, Debug)]
 pub struct AppState(Arc<AppStateInner>);
-
-impl AppState {
-    pub fn new(inner: AppStateInner) -> Self {
-        Self(Arc::new(inner))
-    }
-}
-
-impl Deref for AppState {
-    type Target = AppStateInner;
-
-    fn deref(&self) -> &AppStateInner {
-        &self.0
-    }
-}
 
 #[derive(Debug)]
 pub struct AppStateInner {
     pub leptos_options: LeptosOptions,
-    pub db: Database,
-    /// The session store, built once: the session layer reads through it, and handlers list and
-    /// end sessions with it. It owns the per-request read's connections (`session_read`).
-    pub store: Store,
-    pub sessions: SessionSettings,
-    pub throttle: ThrottleSettings,
-    /// The site's public origin (`SITE_ORIGIN`, e.g. `https://app.example.com`). When unset, a
-    /// request's `Origin` must match its own `Host`.
-    pub site_origin: Option<String>,
-    /// Tells open pages, on every instance, that their session ended.
-    pub events: Hub,
-    /// Peers whose forwarding headers name the client (`TRUSTED_PROXIES`); empty: none.
-    pub trusted_proxies: Vec<Cidr>,
-    /// The OpenID Providers people may sign in with (`OIDC_PROVIDERS`); empty: none.
-    pub oidc: Providers,
+    pub signoff: Signoff,
+}
+
+impl AppState {
+    pub fn new(leptos_options: LeptosOptions, signoff: Signoff) -> Self {
+        Self(Arc::new(AppStateInner {
+            leptos_options,
+            signoff,
+        }))
+    }
+
+    pub fn leptos_options(&self) -> &LeptosOptions {
+        &self.0.leptos_options
+    }
+}
+
+/// The template's own handlers read Signoff's parts straight off the app state.
+impl Deref for AppState {
+    type Target = Signoff;
+
+    fn deref(&self) -> &Signoff {
+        &self.0.signoff
+    }
 }
 
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
-        state.leptos_options.clone()
+        state.0.leptos_options.clone()
+    }
+}
+
+impl FromRef<AppState> for Signoff {
+    fn from_ref(state: &AppState) -> Self {
+        state.0.signoff.clone()
     }
 }
 

@@ -195,7 +195,7 @@ impl Settings {
             limits,
             stream_lifetime: vars.seconds(
                 "EVENT_STREAM_MAX_LIFETIME",
-                app::auth::ssr::events::STREAM_MAX_LIFETIME,
+                app::auth::ssr::hub::STREAM_MAX_LIFETIME,
             )?,
         })
     }

@@ -5,17 +5,15 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use app::{
     auth::{
-        ssr::{
-            backend::prefetched, events, events::Hub, oidc, oidc::Providers, password::Hasher,
-            Backend,
-        },
+        ssr::{backend::prefetched, hub::Hub, oidc, oidc::Providers, password::Hasher, Backend},
         wire::EVENTS_PATH,
     },
     db::{Database, DatabaseSetupError},
     error::AppError,
     session::{self, Store},
     shell,
-    state::{AppState, AppStateInner},
+    signoff::{Signoff, SignoffInner},
+    state::AppState,
 };
 use axum::{
     extract::{Request, State},
@@ -84,10 +82,9 @@ impl Application {
             .site_origin
             .clone()
             .unwrap_or_else(|| format!("http://{}", leptos_options.site_addr));
-        let state = AppState::new(AppStateInner {
+        let signoff = Signoff::new(SignoffInner {
             oidc: Providers::new(settings.oidc, &origin),
             events: Hub::new(&db, settings.stream_lifetime, settings.limits.max_streams),
-            leptos_options,
             store: Store::new(&db, &settings.sessions),
             db,
             sessions: settings.sessions,
@@ -95,6 +92,7 @@ impl Application {
             site_origin: settings.site_origin,
             trusted_proxies: settings.trusted_proxies,
         });
+        let state = AppState::new(leptos_options, signoff);
         let router = router(state.clone(), settings.limits).await?;
         Ok(Self {
             listener,
@@ -106,7 +104,7 @@ impl Application {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.state.leptos_options.site_addr
+        self.state.leptos_options().site_addr
     }
 
     pub fn state(&self) -> &AppState {
@@ -198,7 +196,7 @@ pub async fn router(state: AppState, limits: ServerLimits) -> Result<Router, Sta
             AuthManager::new(inner, backend.clone(), session::AUTH_DATA_KEY)
         }));
 
-    let options = state.leptos_options.clone();
+    let options = state.leptos_options().clone();
     let pkg_dir = format!("{}/{}", options.site_root, options.site_pkg_dir);
     // One page, rendered in `Async` mode: the server waits for the user resource and sends the
     // finished HTML, so the first paint already shows the right state (even with JS off), instead
@@ -212,7 +210,7 @@ pub async fn router(state: AppState, limits: ServerLimits) -> Result<Router, Sta
 
     Ok(Router::new()
         // Not a server function: an event stream the browser holds open (`auth::live`).
-        .route(EVENTS_PATH, get(events::stream))
+        .route(EVENTS_PATH, get(app::auth::ssr::stream::stream))
         // Single sign-on: redirects to the provider and back (`auth::ssr::oidc::flow`).
         .route(
             "/api/oidc/{provider}/start",
@@ -220,11 +218,14 @@ pub async fn router(state: AppState, limits: ServerLimits) -> Result<Router, Sta
         )
         .route("/api/oidc/{provider}/link", post(oidc::flow::start_link))
         .route("/api/oidc/{provider}/callback", get(oidc::flow::callback))
-        .leptos_routes(&state, routes, {
+        .leptos_routes_with_context(&state, routes, provide_signoff(&state), {
             let options = options.clone();
             move || shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(provide_signoff(&state), shell))
         .layer(session_stack)
         .route("/healthz", get(healthz))
         // The provider's server-to-server logout call: no session, no cookie.
@@ -256,6 +257,13 @@ pub async fn router(state: AppState, limits: ServerLimits) -> Result<Router, Sta
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state))
+}
+
+/// Server functions and the page find Signoff in Leptos context: Signoff's code never knows the
+/// app's own state type.
+fn provide_signoff(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
+    let signoff = Signoff::clone(state);
+    move || leptos::prelude::provide_context(signoff.clone())
 }
 
 /// `GET /healthz`: 200 when the database answers within two seconds, 503 otherwise.

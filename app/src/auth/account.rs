@@ -16,7 +16,7 @@ pub async fn list_sessions() -> Result<Vec<SessionInfo>, AppError> {
 
     let auth = super::ssr::auth_session().await?;
     let user = require_user(&auth)?;
-    let state = super::ssr::app_state()?;
+    let state = super::ssr::signoff()?;
     let current = current_handle(&auth);
     let rows = state.store.list_for_user(user.id).await.map_err(|error| {
         tracing::error!(%error, "could not list sessions");
@@ -40,7 +40,7 @@ pub async fn list_sessions() -> Result<Vec<SessionInfo>, AppError> {
 pub async fn recent_activity() -> Result<Vec<ActivityEntry>, AppError> {
     let auth = super::ssr::auth_session().await?;
     let user = super::ssr::require_user(&auth)?;
-    let state = super::ssr::app_state()?;
+    let state = super::ssr::signoff()?;
     super::ssr::audit::recent(&state.db, user.id, ACTIVITY_LIMIT).await
 }
 
@@ -56,7 +56,7 @@ pub async fn change_password(
 
     let mut auth = super::ssr::auth_session().await?;
     let user = require_user(&auth)?;
-    let state = super::ssr::app_state()?;
+    let state = super::ssr::signoff()?;
     let meta = request_meta();
     let key = super::ssr::names::lookup_key(&user.username);
     // The same reservation as a sign-in: a stolen session cannot guess the password faster.

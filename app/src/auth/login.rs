@@ -11,7 +11,7 @@ use crate::error::AppError;
 pub async fn register(username: String, password: String) -> Result<User, AppError> {
     use super::ssr::{audit, request_meta, throttle};
 
-    let state = super::ssr::app_state()?;
+    let state = super::ssr::signoff()?;
     let meta = request_meta();
     // Cheap checks first: a malformed request costs neither a reservation nor a hash.
     let name = super::ssr::names::new_name(&username)?;
@@ -42,7 +42,7 @@ pub async fn register(username: String, password: String) -> Result<User, AppErr
 pub async fn login(username: String, password: String) -> Result<User, AppError> {
     use super::ssr::{attempts::Attempt, audit, request_meta, Credentials};
 
-    let state = super::ssr::app_state()?;
+    let state = super::ssr::signoff()?;
     let meta = request_meta();
     super::validate::login_username(&username)?;
     let key = super::ssr::names::lookup_key(&username);

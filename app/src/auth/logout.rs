@@ -65,7 +65,7 @@ pub async fn logout_provider() -> Result<Option<String>, AppError> {
 async fn ending() -> Result<
     (
         super::ssr::AuthSession,
-        crate::state::AppState,
+        crate::signoff::Signoff,
         leptos_axum::ResponseOptions,
     ),
     AppError,
@@ -76,7 +76,7 @@ async fn ending() -> Result<
     })?;
     Ok((
         super::ssr::auth_session().await?,
-        super::ssr::app_state()?,
+        super::ssr::signoff()?,
         response,
     ))
 }

@@ -38,7 +38,7 @@ pub async fn current_user() -> Result<Option<User>, AppError> {
         return Ok(None);
     };
     let mut user = User::from(record);
-    let state = ssr::app_state()?;
+    let state = ssr::signoff()?;
     user.provider = ssr::oidc::session_provider(&auth, &state.oidc)
         .await?
         .map(|provider| provider.name);

@@ -10,7 +10,7 @@ use crate::error::AppError;
 /// `GET /api/providers`: the providers a person can sign in with (none: not configured).
 #[server(prefix = "/api", endpoint = "providers", input = GetUrl)]
 pub async fn list_providers() -> Result<Vec<ProviderInfo>, AppError> {
-    let state = super::ssr::app_state()?;
+    let state = super::ssr::signoff()?;
     Ok(state.oidc.iter().map(|provider| provider.info()).collect())
 }
 
@@ -21,7 +21,7 @@ pub async fn list_sign_in_methods() -> Result<SignInMethods, AppError> {
 
     let auth = super::ssr::auth_session().await?;
     let user = require_user(&auth)?;
-    let state = super::ssr::app_state()?;
+    let state = super::ssr::signoff()?;
     if state.oidc.is_empty() {
         return Ok(SignInMethods {
             providers: Vec::new(),
@@ -60,7 +60,7 @@ pub async fn unlink_provider(provider: String) -> Result<(), AppError> {
     let auth = super::ssr::auth_session().await?;
     let user = require_user(&auth)?;
     super::validate::plain_parameter("provider", &provider)?;
-    let state = super::ssr::app_state()?;
+    let state = super::ssr::signoff()?;
     let outcome = identities::unlink(&state.db, user.id, &provider)
         .await
         .map_err(|error| {

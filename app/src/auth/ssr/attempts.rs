@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use super::{backend::Backend, client_addr::RequestMeta, throttle, throttle::Reservation, trust};
-use crate::{error::AppError, state::AppState};
+use crate::{error::AppError, signoff::Signoff};
 
 /// An attempt that may now check a secret.
 #[must_use = "say how the attempt went: failed() or succeeded()"]
@@ -25,7 +25,7 @@ impl Attempt {
     /// the account reached its consecutive-failure cap and does not know this client; 503 when
     /// the database cannot say. `device`: the request's device cookie (`trust::device_token`).
     pub async fn begin(
-        state: &AppState,
+        state: &Signoff,
         backend: &Backend,
         username_key: &str,
         meta: &RequestMeta,
@@ -77,7 +77,7 @@ impl Attempt {
     /// (`Set-Cookie`, to be appended: the session cookie is set in the same response).
     pub async fn succeeded(
         self,
-        state: &AppState,
+        state: &Signoff,
         backend: &Backend,
         user_id: i64,
     ) -> Result<Option<http::HeaderValue>, AppError> {

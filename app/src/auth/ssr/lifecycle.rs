@@ -12,7 +12,7 @@
 //! | The provider ends sessions | [`end_provider_sessions`] | `POST /api/oidc/<id>/backchannel-logout` |
 //! | Signing in as someone else replaces the session | [`start_session`] | sign-in, registration, single sign-on |
 //!
-//! These are plain functions of the request's [`AuthSession`], the [`AppState`] and the client's
+//! These are plain functions of the request's [`AuthSession`], the [`Signoff`] and the client's
 //! [`RequestMeta`]: no Leptos context. What the response must carry when the request's own session
 //! ends (the removal cookie and `Clear-Site-Data`) is returned in [`Ended::headers`]; the server
 //! functions apply it. How the news reaches other tabs and devices is `live.rs`; the provider's
@@ -22,19 +22,19 @@ use http::{header, HeaderName, HeaderValue};
 
 use super::{
     audit,
-    events::SessionsEnded,
+    hub::SessionsEnded,
     oidc::{self, SessionProvider},
     AuthSession, RequestMeta, UserRecord,
 };
 use crate::auth::wire::EndReason;
-use crate::{error::AppError, session, state::AppState};
+use crate::{error::AppError, session, signoff::Signoff};
 
 /// Signs `user` in on a session with a new id, and records it. `via`: the provider the person
 /// signed in through (`ssr::oidc::flow`), remembered by the session; `None` for a password.
 pub async fn start_session(
     auth: &mut AuthSession,
     user: &UserRecord,
-    state: &AppState,
+    state: &Signoff,
     meta: &RequestMeta,
     via: Option<SessionProvider>,
 ) -> Result<(), AppError> {
@@ -129,7 +129,7 @@ pub struct Ended {
 /// and the client must hear that sign-out failed rather than see its cookie vanish.
 pub async fn end_session(
     auth: &mut AuthSession,
-    state: &AppState,
+    state: &Signoff,
     reason: EndReason,
 ) -> Result<Ended, AppError> {
     let tag = auth.session.id().map(|id| session::tag(&id));
@@ -172,7 +172,7 @@ pub async fn end_session(
 /// the removal cookie goes out all the same.
 pub async fn sign_out(
     auth: &mut AuthSession,
-    state: &AppState,
+    state: &Signoff,
     meta: &RequestMeta,
 ) -> Result<Ended, AppError> {
     let ended = end_session(auth, state, EndReason::SignedOut).await?;
@@ -192,7 +192,7 @@ pub async fn sign_out(
 /// Sign out everywhere: every session of `user` ends, this one included.
 pub async fn sign_out_everywhere(
     auth: &mut AuthSession,
-    state: &AppState,
+    state: &Signoff,
     user: &UserRecord,
     meta: &RequestMeta,
 ) -> Result<Ended, AppError> {
@@ -228,7 +228,7 @@ pub async fn sign_out_everywhere(
 /// user's live sessions.
 pub async fn revoke(
     auth: &mut AuthSession,
-    state: &AppState,
+    state: &Signoff,
     user: &UserRecord,
     handle: &str,
     meta: &RequestMeta,
@@ -269,7 +269,7 @@ pub async fn revoke(
 /// no such endpoint: the session is ended all the same.
 pub async fn sign_out_of_provider_too(
     auth: &mut AuthSession,
-    state: &AppState,
+    state: &Signoff,
     meta: &RequestMeta,
 ) -> Result<(Ended, Option<String>), AppError> {
     // Read before the session's data is destroyed with it.
@@ -309,7 +309,7 @@ pub async fn sign_out_of_provider_too(
 /// (the privilege changed) with its deadline kept (re-keying must not extend it).
 pub async fn password_changed(
     auth: &mut AuthSession,
-    state: &AppState,
+    state: &Signoff,
     updated: &UserRecord,
     meta: &RequestMeta,
 ) -> Result<(), AppError> {
@@ -361,7 +361,7 @@ pub enum ProviderEnded {
 /// is touched here: the browsers are not part of this request, and their next request finds no
 /// session.
 pub async fn end_provider_sessions(
-    state: &AppState,
+    state: &Signoff,
     provider: &oidc::Provider,
     logout: &session::ProviderLogout<'_>,
 ) -> Result<ProviderEnded, AppError> {

@@ -6,11 +6,12 @@ pub mod audit;
 pub mod backend;
 pub mod client_addr;
 pub mod common_passwords;
-pub mod events;
+pub mod hub;
 pub mod lifecycle;
 pub mod names;
 pub mod oidc;
 pub mod password;
+pub mod stream;
 pub mod throttle;
 pub mod trust;
 
@@ -21,7 +22,7 @@ use leptos::prelude::use_context;
 
 pub use backend::{Backend, Credentials, UserRecord};
 
-use crate::{error::AppError, session::SessionSettings, state::AppState};
+use crate::{error::AppError, session::SessionSettings, signoff::Signoff};
 
 pub use backend::AuthSession;
 pub use client_addr::RequestMeta;
@@ -38,17 +39,17 @@ pub async fn auth_session() -> Result<AuthSession, AppError> {
         })
 }
 
-/// The application state the server was started with.
-pub fn app_state() -> Result<AppState, AppError> {
-    use_context::<AppState>().ok_or_else(|| {
-        tracing::error!("AppState missing from the server function context");
+/// Signoff's state, which the app provides to every server function (Leptos context).
+pub fn signoff() -> Result<Signoff, AppError> {
+    use_context::<Signoff>().ok_or_else(|| {
+        tracing::error!("Signoff missing from the server function context");
         AppError::internal()
     })
 }
 
 /// The session settings the server was started with.
 pub fn session_settings() -> Result<SessionSettings, AppError> {
-    app_state().map(|state| state.sessions)
+    signoff().map(|state| state.sessions)
 }
 
 /// The signed-in user of this request, or 401.
@@ -60,7 +61,7 @@ pub fn request_meta() -> RequestMeta {
     let Some(parts) = use_context::<http::request::Parts>() else {
         return RequestMeta::default();
     };
-    let trusted = use_context::<AppState>()
+    let trusted = use_context::<Signoff>()
         .map(|state| state.trusted_proxies.clone())
         .unwrap_or_default();
     let peer = parts
@@ -71,7 +72,7 @@ pub fn request_meta() -> RequestMeta {
 }
 
 /// The device cookie this request carries (`trust`), if any.
-pub fn device_token(state: &AppState) -> Option<String> {
+pub fn device_token(state: &Signoff) -> Option<String> {
     use_context::<http::request::Parts>()
         .and_then(|parts| trust::device_token(&parts.headers, state.sessions.cookie_secure))
 }

@@ -22,7 +22,7 @@ use crate::{
     auth::ssr::lifecycle::{end_provider_sessions, ProviderEnded},
     now_ms,
     session::{ProviderLogout, ProviderSessions},
-    state::AppState,
+    signoff::Signoff,
 };
 
 #[derive(Deserialize)]
@@ -80,7 +80,7 @@ impl IntoResponse for Refusal {
 }
 
 pub async fn logout(
-    State(state): State<AppState>,
+    State(state): State<Signoff>,
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
@@ -90,7 +90,7 @@ pub async fn logout(
     }
 }
 
-async fn handle(state: &AppState, id: &str, request: Request) -> Result<(), Refusal> {
+async fn handle(state: &Signoff, id: &str, request: Request) -> Result<(), Refusal> {
     let provider = state.oidc.get(id).ok_or(Refusal::UnknownProvider)?;
     let Form(LogoutRequest { logout_token }) = Form::<LogoutRequest>::from_request(request, state)
         .await

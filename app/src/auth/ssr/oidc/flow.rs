@@ -28,7 +28,7 @@ use crate::{
     error::AppError,
     landing::{FormError, OIDC_LINK, OIDC_LOGIN},
     now_ms,
-    state::AppState,
+    signoff::Signoff,
 };
 
 /// The session key of the sign-ins under way in this browser.
@@ -67,7 +67,7 @@ impl Intent {
 
 /// `POST /api/oidc/<id>/start`: "Sign in with NAME".
 pub async fn start_sign_in(
-    State(state): State<AppState>,
+    State(state): State<Signoff>,
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
@@ -76,14 +76,14 @@ pub async fn start_sign_in(
 
 /// `POST /api/oidc/<id>/link`: "Link NAME" in the Security section (signed in).
 pub async fn start_link(
-    State(state): State<AppState>,
+    State(state): State<Signoff>,
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
     start(state, id, request, Intent::Link).await
 }
 
-async fn start(state: AppState, id: String, request: Request, intent: Intent) -> Response {
+async fn start(state: Signoff, id: String, request: Request, intent: Intent) -> Response {
     // Only the request's parts are kept: a `Request` is not `Sync`, so a reference to it cannot
     // be held across an await of a handler's future.
     let auth = auth_session(&request);
@@ -99,7 +99,7 @@ async fn start(state: AppState, id: String, request: Request, intent: Intent) ->
 }
 
 async fn begin(
-    state: &AppState,
+    state: &Signoff,
     id: &str,
     auth: AuthSession,
     intent: Intent,
@@ -165,7 +165,7 @@ pub struct CallbackParams {
 
 /// `GET /api/oidc/<id>/callback`: the redirect URI to register at the provider.
 pub async fn callback(
-    State(state): State<AppState>,
+    State(state): State<Signoff>,
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
@@ -187,7 +187,7 @@ pub async fn callback(
 }
 
 async fn finish(
-    state: &AppState,
+    state: &Signoff,
     id: &str,
     mut auth: AuthSession,
     params: CallbackParams,
@@ -405,7 +405,7 @@ fn auth_session(request: &Request) -> Result<AuthSession, AppError> {
         })
 }
 
-fn request_meta(state: &AppState, request: &Request) -> RequestMeta {
+fn request_meta(state: &Signoff, request: &Request) -> RequestMeta {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -430,7 +430,7 @@ fn database(error: sqlx::Error) -> AppError {
 }
 
 /// Back to the page, with `message` shown in the form `form` (the flash cookie).
-fn land(state: &AppState, form: &str, message: &str) -> Response {
+fn land(state: &Signoff, form: &str, message: &str) -> Response {
     let mut response = Redirect::to("/").into_response();
     if let Some(flash) = FormError::new(form, message) {
         if let Ok(cookie) = HeaderValue::from_str(&flash.cookie(state.sessions.cookie_secure)) {

@@ -1,5 +1,5 @@
-//! The server side of live sign-out: who hears that a session ended, and the
-//! `GET /api/events` stream that tells a signed-in page (the browser side is `auth::live`).
+//! Who hears that a session ended: the hub that tells the open event streams (`stream.rs`) of
+//! every instance. The browser side is `auth::live`.
 //!
 //! Publishing goes through the database that all instances share: with PostgreSQL, a
 //! `NOTIFY` on [`CHANNEL`], which every instance (this one included) `LISTEN`s to and hands to
@@ -9,39 +9,17 @@
 
 use std::{
     collections::HashMap,
-    convert::Infallible,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use axum::{
-    extract::State,
-    response::{
-        sse::{Event, KeepAlive, Sse},
-        IntoResponse, Response,
-    },
-};
-use futures::Stream;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use tokio::sync::{broadcast, watch};
-use tower_sessions::session::Id;
 
-use super::AuthSession;
-use crate::{
-    auth::wire::{EndReason, SessionEndedEvent},
-    db::Database,
-    error::AppError,
-    session::{self, Store},
-    state::AppState,
-};
+use crate::{auth::wire::EndReason, db::Database};
 
 /// The PostgreSQL notification channel.
 pub const CHANNEL: &str = "signoff_sessions_ended";
-/// How often an open stream re-reads its session even without news.
-pub const RECHECK_INTERVAL: Duration = Duration::from_secs(30);
-/// Comment lines that keep idle proxies from closing a quiet stream.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Events buffered per stream before it is told to re-read instead (see `Lagged`).
 const BUFFER: usize = 1024;
 /// Open streams allowed per session (its tabs in one browser) and per user (all devices), on each
@@ -53,9 +31,6 @@ pub const STREAMS_PER_USER: usize = 32;
 /// tenth more, at most a minute, per session) and the page opens a new one. No connection is
 /// held forever, and a session's stream is re-authorised periodically.
 pub const STREAM_MAX_LIFETIME: Duration = Duration::from_secs(15 * 60);
-/// After the listener reconnects, each stream re-reads its session within this spread (by its
-/// handle), not all at the same moment: a thousand streams must not empty the pool at once.
-const RESYNC_SPREAD_MS: u64 = 10_000;
 
 /// Which sessions ended, and why: what one instance tells all of them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,15 +82,16 @@ impl SessionsEnded {
         }
     }
 
-    fn concerns(&self, user_id: i64, handle: &str) -> bool {
+    pub(crate) fn concerns(&self, user_id: i64, handle: &str) -> bool {
         self.user_id == user_id
             && self.session.as_deref().is_none_or(|one| one == handle)
             && self.except.as_deref() != Some(handle)
     }
 }
 
+/// What a stream hears from the hub.
 #[derive(Clone, Debug)]
-enum Signal {
+pub(crate) enum Signal {
     Ended(SessionsEnded),
     /// Notifications may have been missed (the listener reconnected): re-read every session.
     Resync,
@@ -137,11 +113,20 @@ pub struct Hub {
     open: Arc<Mutex<HashMap<String, usize>>>,
 }
 
+/// One stream's subscription to the hub; its slot is given back when it is dropped.
+pub(crate) struct Subscription {
+    pub(crate) slot: Slot,
+    pub(crate) news: broadcast::Receiver<Signal>,
+    pub(crate) closing: watch::Receiver<bool>,
+    /// How long the stream stays open (before its per-session spread).
+    pub(crate) max_lifetime: Duration,
+}
+
 /// The count of every open stream on this instance, beside the per-session and per-user ones.
 const ALL_STREAMS: &str = "all";
 
 /// Which cap refused a stream.
-enum Full {
+pub(crate) enum Full {
     /// This session's or this user's: 429, the page backs off.
     Account,
     /// The instance's budget for streams: 503, the page retries later; ordinary requests still
@@ -150,7 +135,7 @@ enum Full {
 }
 
 /// One open stream's place in the counts; given back when the stream ends.
-struct Slot {
+pub(crate) struct Slot {
     open: Arc<Mutex<HashMap<String, usize>>>,
     keys: [String; 3],
 }
@@ -185,6 +170,19 @@ impl Hub {
             closing: watch::channel(false).0,
             open: Arc::default(),
         }
+    }
+
+    /// A new stream's place and ears: its slot in the counts, the news of ended sessions and
+    /// the shutdown signal, or which cap is full. Subscribed before the stream reads its session
+    /// row, so an end between the two is not missed.
+    pub(crate) fn subscribe(&self, handle: &str, user_id: i64) -> Result<Subscription, Full> {
+        let slot = self.open_slot(handle, user_id)?;
+        Ok(Subscription {
+            slot,
+            news: self.local.subscribe(),
+            closing: self.closing.subscribe(),
+            max_lifetime: self.max_lifetime,
+        })
     }
 
     /// Takes a place for one more stream of this session and user, or says which cap is full.
@@ -299,180 +297,6 @@ async fn listen(pool: &sqlx::PgPool) -> Result<sqlx::postgres::PgListener, sqlx:
     Ok(listener)
 }
 
-/// `GET /api/events`: a `text/event-stream` for the signed-in session of the request.
-///
-/// * `ready` first (the page marks itself live),
-/// * `session-ended` with [`SessionEndedEvent`] JSON when the session ends; then the stream ends,
-/// * comment lines every 15 s to keep proxies from timing it out.
-///
-/// 401 without a live session: a revoked or expired cookie cannot open a stream. The request does
-/// not count as activity (see `session::refresh_expiry`), so an open page never keeps an idle
-/// session alive.
-pub async fn stream(State(state): State<AppState>, auth: AuthSession) -> Response {
-    let (Some(user), Some(id)) = (auth.user.as_ref(), auth.session.id()) else {
-        return AppError::not_signed_in().into_response();
-    };
-    let handle = session::handle(&id);
-    let slot = match state.events.open_slot(&handle, user.id) {
-        Ok(slot) => slot,
-        Err(Full::Account) => {
-            tracing::info!(user_id = user.id, "too many open event streams");
-            return AppError::too_many_streams().into_response();
-        }
-        Err(Full::Server) => {
-            tracing::warn!("the instance's budget of event streams is used up");
-            return AppError::streams_full().into_response();
-        }
-    };
-    // Subscribe before reading the row, so an end between the two is not missed.
-    let news = state.events.local.subscribe();
-    let closing = state.events.closing.subscribe();
-    let store = state.store.clone();
-    let expiry = match store.expiry_of(&id).await {
-        Ok(Some(expiry)) => expiry,
-        Ok(None) => return AppError::not_signed_in().into_response(),
-        Err(error) => {
-            tracing::warn!(%error, "could not open an event stream");
-            return AppError::unavailable().into_response();
-        }
-    };
-    // Spread by up to a tenth (at most a minute), per session, so streams opened together do
-    // not all reconnect together.
-    let spread = (state.events.max_lifetime / 10).min(Duration::from_secs(60));
-    let lifetime = state.events.max_lifetime + spread.mul_f64(jitter_ms(&handle) as f64 / 3_000.0);
-    let watch = Watch {
-        user_id: user.id,
-        handle,
-        id,
-        ends_at: tokio::time::Instant::now() + lifetime,
-        _slot: slot,
-        expiry,
-        store,
-        news,
-        closing,
-    };
-    let mut response = Sse::new(watch.into_stream())
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
-        .into_response();
-    // nginx and some other proxies buffer responses by default, which would hold events back.
-    response.headers_mut().insert(
-        http::HeaderName::from_static("x-accel-buffering"),
-        http::HeaderValue::from_static("no"),
-    );
-    response
-}
-
-/// One open stream's view of its session.
-struct Watch {
-    user_id: i64,
-    id: Id,
-    handle: String,
-    /// When the stream ends of its own accord (`Hub::max_lifetime`, spread per session).
-    ends_at: tokio::time::Instant,
-    _slot: Slot,
-    expiry: OffsetDateTime,
-    store: Store,
-    news: broadcast::Receiver<Signal>,
-    closing: watch::Receiver<bool>,
-}
-
-impl Watch {
-    fn into_stream(self) -> impl Stream<Item = Result<Event, Infallible>> + Send {
-        let ready = Event::default()
-            .event("ready")
-            // The browser's own reconnection delay, spread so that a restart is not a stampede.
-            .retry(Duration::from_millis(2_000 + jitter_ms(&self.handle)))
-            .data("{}");
-        let first = futures::stream::once(async move { Ok(ready) });
-        let rest = futures::stream::unfold(Some(self), |watch| async move {
-            let ended = watch?.next_end().await?;
-            Some((Ok(ended_event(ended)), None))
-        });
-        futures::StreamExt::chain(first, rest)
-    }
-
-    /// Waits until the session ends and says why, or `None` when the server shuts down.
-    async fn next_end(mut self) -> Option<SessionEndedEvent> {
-        loop {
-            if *self.closing.borrow() {
-                return None;
-            }
-            let until_expiry = (self.expiry - OffsetDateTime::now_utc())
-                .try_into()
-                .unwrap_or(Duration::ZERO);
-            let wait = until_expiry.min(RECHECK_INTERVAL);
-            tokio::select! {
-                _ = self.closing.changed() => return None,
-                _ = tokio::time::sleep_until(self.ends_at) => return None,
-                news = self.news.recv() => match news {
-                    Ok(Signal::Ended(ended)) if ended.concerns(self.user_id, &self.handle) => {
-                        return Some(SessionEndedEvent {
-                            reason: ended.reason,
-                            same_session: ended.by.as_deref() == Some(self.handle.as_str()),
-                            provider: ended.provider,
-                        });
-                    }
-                    Ok(Signal::Ended(_)) => continue,
-                    Ok(Signal::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // Every stream heard this at once: spread the re-reads out.
-                        let delay = Duration::from_millis(resync_delay_ms(&self.handle));
-                        tokio::select! {
-                            _ = self.closing.changed() => return None,
-                            _ = tokio::time::sleep(delay) => {}
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                },
-                _ = tokio::time::sleep(wait) => {}
-            }
-            if let Some(reason) = self.reread().await {
-                return Some(SessionEndedEvent {
-                    reason,
-                    same_session: false,
-                    provider: None,
-                });
-            }
-        }
-    }
-
-    /// Reads the session row again: `Some(reason)` if it is gone.
-    async fn reread(&mut self) -> Option<EndReason> {
-        match self.store.expiry_of(&self.id).await {
-            Ok(Some(expiry)) => {
-                // Other requests of the session (other tabs) may have extended it.
-                self.expiry = expiry;
-                None
-            }
-            Ok(None) if OffsetDateTime::now_utc() >= self.expiry => Some(EndReason::Expired),
-            Ok(None) => Some(EndReason::Ended),
-            Err(error) => {
-                // The database is unavailable: that is not the session ending. Keep the stream,
-                // try again at the next interval.
-                tracing::debug!(%error, "could not re-read a streamed session");
-                self.expiry = OffsetDateTime::now_utc() + RECHECK_INTERVAL;
-                None
-            }
-        }
-    }
-}
-
-fn ended_event(ended: SessionEndedEvent) -> Event {
-    let data = serde_json::to_string(&ended).unwrap_or_else(|_| "{}".into());
-    Event::default().event("session-ended").data(data)
-}
-
-/// 0–3 s, fixed per session: spreads reconnections without a random-number generator.
-fn jitter_ms(handle: &str) -> u64 {
-    let byte = u64::from_str_radix(handle.get(..2).unwrap_or("0"), 16).unwrap_or(0);
-    byte * 3_000 / 255
-}
-
-/// 0–10 s, fixed per session (its handle is a hash, so these are spread evenly).
-fn resync_delay_ms(handle: &str) -> u64 {
-    let word = u64::from_str_radix(handle.get(2..6).unwrap_or("0"), 16).unwrap_or(0);
-    word * RESYNC_SPREAD_MS / 0xffff
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,12 +320,5 @@ mod tests {
         assert!(ended(None, None).concerns(7, "b"));
         assert!(ended(None, Some("a")).concerns(7, "b"));
         assert!(!ended(None, Some("a")).concerns(7, "a"), "the spared one");
-    }
-
-    #[test]
-    fn jitter_stays_within_three_seconds() {
-        assert_eq!(jitter_ms("00ab"), 0);
-        assert_eq!(jitter_ms("ffab"), 3_000);
-        assert_eq!(jitter_ms(""), 0);
     }
 }
