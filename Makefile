@@ -59,6 +59,8 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p frontend --target wasm32-unknown-unknown --features hydrate -- -D warnings
 	cargo clippy -p frontend --target wasm32-unknown-unknown --features csr -- -D warnings
+	cargo clippy -p signoff-types --target wasm32-unknown-unknown --features server-fn -- -D warnings
+	scripts/crate-rules.sh
 
 unit: unit-sqlite unit-postgres
 

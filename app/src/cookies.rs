@@ -53,6 +53,16 @@ impl AppCookie {
         format!("{}={value}{max_age}{}", self.name, self.attributes())
     }
 
+    /// The flash cookie's `Set-Cookie` that carries a form's error to the next page render.
+    pub fn flash_of(error: &signoff_types::FormError, secure: bool) -> String {
+        Self::flash(secure).set(
+            &error.encode(),
+            Some(Duration::from_secs(
+                signoff_types::landing::FLASH_MAX_AGE_SECS,
+            )),
+        )
+    }
+
     /// The `Set-Cookie` value that makes the browser forget the cookie: same name and `Path`
     /// (RFC 6265 §5.3 replaces a cookie only when name, domain and path match), an empty value,
     /// `Max-Age=0` and an `Expires` in the past (for clients that ignore `Max-Age`), and `Secure`

@@ -2,8 +2,10 @@
 //! Server-only modules are compiled with the `ssr` feature and never reach the wasm bundle.
 
 pub mod auth;
-pub mod error;
 pub mod landing;
+
+/// The error every endpoint answers with, and its codes (shared with the browser).
+pub use signoff_types::error;
 
 #[cfg(feature = "ssr")]
 pub mod cookies;

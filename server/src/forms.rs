@@ -68,7 +68,10 @@ pub async fn land_native_forms(
             AppError::internal()
         });
         if let Some(flash) = FormError::new(&endpoint, &error.message) {
-            if let Ok(cookie) = HeaderValue::from_str(&flash.cookie(state.sessions.cookie_secure)) {
+            if let Ok(cookie) = HeaderValue::from_str(&app::cookies::AppCookie::flash_of(
+                &flash,
+                state.sessions.cookie_secure,
+            )) {
                 parts.headers.append(header::SET_COOKIE, cookie);
             }
         }

@@ -10,8 +10,9 @@ pub mod security_ui;
 pub mod state;
 pub mod tabs;
 pub mod ui;
-pub mod validate;
-pub mod wire;
+
+/// What the server and the browser both speak, and the input rules (shared crate).
+pub use signoff_types::{validate, wire};
 
 #[cfg(feature = "ssr")]
 pub mod ssr;

@@ -106,29 +106,3 @@ pub fn rfc3339_ms(ms: i64) -> String {
 pub fn rfc3339_s(secs: i64) -> String {
     rfc3339_ms(secs.saturating_mul(1000))
 }
-
-impl From<axum_login::Error<Backend>> for AppError {
-    fn from(error: axum_login::Error<Backend>) -> Self {
-        match error {
-            axum_login::Error::Session(error) => error.into(),
-            axum_login::Error::Backend(error) => error.into(),
-        }
-    }
-}
-
-/// A database error is a 503 "nothing was changed": every statement of a request either ran in
-/// its transaction or not at all. The details go to the log, never to the client.
-impl From<sqlx::Error> for AppError {
-    fn from(error: sqlx::Error) -> Self {
-        tracing::error!(%error, "database error");
-        AppError::unavailable()
-    }
-}
-
-impl From<tower_sessions::session::Error> for AppError {
-    fn from(error: tower_sessions::session::Error) -> Self {
-        // Session errors are store errors (the database) or (de)serialisation of our own data.
-        tracing::error!(%error, "session store error");
-        AppError::unavailable()
-    }
-}

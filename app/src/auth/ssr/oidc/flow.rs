@@ -433,7 +433,10 @@ fn database(error: sqlx::Error) -> AppError {
 fn land(state: &Signoff, form: &str, message: &str) -> Response {
     let mut response = Redirect::to("/").into_response();
     if let Some(flash) = FormError::new(form, message) {
-        if let Ok(cookie) = HeaderValue::from_str(&flash.cookie(state.sessions.cookie_secure)) {
+        if let Ok(cookie) = HeaderValue::from_str(&crate::cookies::AppCookie::flash_of(
+            &flash,
+            state.sessions.cookie_secure,
+        )) {
             response.headers_mut().append(header::SET_COOKIE, cookie);
         }
     }

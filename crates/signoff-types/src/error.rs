@@ -3,12 +3,13 @@
 //! On the wire an error is JSON: `{"code":"invalid_input","message":"…"}`. The `code` is the stable
 //! contract for programs; the `message` is written for people and shown as is in the UI.
 
-use leptos::server_fn::{
+use serde::{Deserialize, Serialize};
+#[cfg(feature = "server-fn")]
+use server_fn::{
     codec::JsonEncoding,
     error::{FromServerFnError, ServerFnErrorErr},
     Bytes, Encodes,
 };
-use serde::{Deserialize, Serialize};
 
 /// What went wrong, as a client can act on it. Each code has exactly one HTTP status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +47,9 @@ pub enum ErrorCode {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct AppError {
+    /// What went wrong, for programs: the stable part of the contract.
     pub code: ErrorCode,
+    /// What went wrong, for people: shown as is in the UI.
     pub message: String,
     /// Seconds until a throttled client may try again (also sent as `Retry-After`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,6 +57,7 @@ pub struct AppError {
 }
 
 impl AppError {
+    /// An error with this code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
@@ -62,6 +66,7 @@ impl AppError {
         }
     }
 
+    /// The current password given to confirm a change is wrong (400).
     pub fn wrong_password() -> Self {
         Self::new(
             ErrorCode::WrongPassword,
@@ -69,6 +74,7 @@ impl AppError {
         )
     }
 
+    /// A cross-site request to a state-changing endpoint (403).
     pub fn cross_site() -> Self {
         Self::new(
             ErrorCode::CrossSite,
@@ -76,10 +82,12 @@ impl AppError {
         )
     }
 
+    /// No such `what` among the user's own (404).
     pub fn not_found(what: &str) -> Self {
         Self::new(ErrorCode::NotFound, format!("No such {what}."))
     }
 
+    /// The request body did not arrive in time (408).
     pub fn request_timeout() -> Self {
         Self::new(
             ErrorCode::RequestTimeout,
@@ -87,6 +95,7 @@ impl AppError {
         )
     }
 
+    /// The request body is over `limit_bytes` (413).
     pub fn too_large(limit_bytes: usize) -> Self {
         Self::new(
             ErrorCode::TooLarge,
@@ -94,6 +103,7 @@ impl AppError {
         )
     }
 
+    /// Too many failed sign-ins; try again in `retry_after_secs` (429, `Retry-After`).
     pub fn too_many_attempts(retry_after_secs: u64) -> Self {
         Self {
             retry_after: Some(retry_after_secs.max(1)),
@@ -127,10 +137,12 @@ impl AppError {
         }
     }
 
+    /// Malformed input or a field that failed its rule (400); `message` says which and why.
     pub fn invalid_input(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidInput, message)
     }
 
+    /// The call needs a signed-in user (401).
     pub fn not_signed_in() -> Self {
         Self::new(ErrorCode::NotSignedIn, "You are not signed in.")
     }
@@ -141,6 +153,7 @@ impl AppError {
         Self::new(ErrorCode::InvalidCredentials, "Wrong username or password.")
     }
 
+    /// The username belongs to another account (409).
     pub fn username_taken() -> Self {
         Self::new(
             ErrorCode::UsernameTaken,
@@ -156,6 +169,7 @@ impl AppError {
         )
     }
 
+    /// The database did not answer; nothing was changed (503).
     pub fn unavailable() -> Self {
         Self::new(
             ErrorCode::Unavailable,
@@ -174,6 +188,7 @@ impl AppError {
         }
     }
 
+    /// Browser side only: the server could not be reached, or answered garbage.
     pub fn network() -> Self {
         Self::new(
             ErrorCode::Network,
@@ -181,6 +196,7 @@ impl AppError {
         )
     }
 
+    /// A bug or an unexpected failure (500); the details are in the server log only.
     pub fn internal() -> Self {
         Self::new(
             ErrorCode::Internal,
@@ -189,7 +205,7 @@ impl AppError {
     }
 }
 
-#[cfg(feature = "ssr")]
+#[cfg(feature = "http")]
 impl ErrorCode {
     /// The status code of each error: the only mapping from errors to HTTP in Signoff.
     pub fn status(self) -> http::StatusCode {
@@ -210,7 +226,7 @@ impl ErrorCode {
     }
 }
 
-#[cfg(feature = "ssr")]
+#[cfg(feature = "http")]
 impl AppError {
     fn retry_after_header(&self) -> Option<http::HeaderValue> {
         self.retry_after.map(http::HeaderValue::from)
@@ -218,7 +234,7 @@ impl AppError {
 }
 
 /// For errors raised outside server functions (middleware): the same status, headers and body.
-#[cfg(feature = "ssr")]
+#[cfg(feature = "axum")]
 impl axum::response::IntoResponse for AppError {
     fn into_response(self) -> axum::response::Response {
         let mut response = (self.code.status(), axum::Json(&self)).into_response();
@@ -234,6 +250,7 @@ impl axum::response::IntoResponse for AppError {
     }
 }
 
+#[cfg(feature = "server-fn")]
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
@@ -282,6 +299,43 @@ impl FromServerFnError for AppError {
     }
 }
 
+// The core's storage errors. These `From`s live here, beside `AppError`, because Rust's orphan
+// rule allows them only in the crate of the error or of the trait.
+
+/// A database error is a 503 "nothing was changed": every statement of a request either ran in
+/// its transaction or not at all. The details go to the log, never to the client.
+#[cfg(feature = "store")]
+impl From<sqlx::Error> for AppError {
+    fn from(error: sqlx::Error) -> Self {
+        tracing::error!(%error, "database error");
+        AppError::unavailable()
+    }
+}
+
+/// Session errors are store errors (the database) or (de)serialisation of Signoff's own data.
+#[cfg(feature = "store")]
+impl From<tower_sessions::session::Error> for AppError {
+    fn from(error: tower_sessions::session::Error) -> Self {
+        tracing::error!(%error, "session store error");
+        AppError::unavailable()
+    }
+}
+
+/// axum-login's errors are the session's or the users backend's (whose error maps to this one).
+#[cfg(feature = "store")]
+impl<B> From<axum_login::Error<B>> for AppError
+where
+    B: axum_login::AuthnBackend,
+    AppError: From<B::Error>,
+{
+    fn from(error: axum_login::Error<B>) -> Self {
+        match error {
+            axum_login::Error::Session(error) => error.into(),
+            axum_login::Error::Backend(error) => error.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +349,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "server-fn")]
     #[test]
     fn decode_errors_are_bad_input_not_internal() {
         let e = AppError::from_server_fn_error(ServerFnErrorErr::Args("x".into()));

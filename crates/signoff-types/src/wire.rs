@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 /// `ssr::UserRecord` and never leaves the server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
+    /// The account's id (`users.id`).
     pub id: i64,
+    /// The name as the account chose it (its display form).
     pub username: String,
     /// The name of the identity provider this session was signed in through (single sign-on),
     /// if any; the page offers "Sign out of NAME too". Absent from the JSON for a password session.
@@ -28,6 +30,7 @@ pub struct SessionInfo {
     pub created_at: Option<String>,
     /// RFC 3339, UTC; accurate to the session's refresh interval (at most a minute).
     pub last_seen_at: Option<String>,
+    /// The browser's `User-Agent` when the session started, if it sent one.
     pub user_agent: Option<String>,
     /// The provider the session was signed in through (its display name), if any.
     #[serde(default)]
@@ -45,6 +48,7 @@ pub struct ActivityEntry {
     pub event: String,
     /// Hash tag of the session concerned (not its id).
     pub session: Option<String>,
+    /// The client's address, as the server saw it (behind trusted proxies: the forwarded one).
     pub ip: Option<String>,
     /// What else it concerns: the provider of a provider sign-in, link, unlink or logout.
     #[serde(default)]
@@ -63,7 +67,9 @@ pub struct ProviderInfo {
 /// One provider and whether the signed-in account is linked to it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderMethod {
+    /// The provider.
     pub provider: ProviderInfo,
+    /// Whether the account can sign in with it.
     pub linked: bool,
 }
 
@@ -72,6 +78,7 @@ pub struct ProviderMethod {
 pub struct SignInMethods {
     /// Every configured provider, linked or not (empty: single sign-on is not configured).
     pub providers: Vec<ProviderMethod>,
+    /// Whether the account has a password (an account made through a provider has none).
     pub has_password: bool,
     /// The provider this session was signed in through, if any.
     pub session_provider: Option<ProviderInfo>,
@@ -113,6 +120,7 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    /// Every reason, for exhaustive checks.
     pub const ALL: [EndReason; 8] = [
         EndReason::SignedOut,
         EndReason::Revoked,
@@ -124,6 +132,7 @@ impl EndReason {
         EndReason::ProviderLogout,
     ];
 
+    /// The reason as the wire spells it (`signed_out`, `revoked`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             EndReason::SignedOut => "signed_out",
@@ -137,6 +146,7 @@ impl EndReason {
         }
     }
 
+    /// Reads a reason written by [`EndReason::as_str`].
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|reason| reason.as_str() == text)
     }
@@ -182,6 +192,7 @@ impl EndReason {
 /// `"provider": "Name"` when an OpenID Provider ended it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionEndedEvent {
+    /// Why it ended.
     pub reason: EndReason,
     /// Whether the request that ended it carried this very session (another tab, same cookie).
     pub same_session: bool,
@@ -194,13 +205,16 @@ pub struct SessionEndedEvent {
 /// site (or a test) can read and write them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TabMessage {
+    /// Someone signed in in another tab: read the user again.
     SignedIn,
+    /// This browser's session ended, and why.
     SignedOut(EndReason),
     /// The session continues under a new id (password changed here): reconnect the stream.
     Renewed,
 }
 
 impl TabMessage {
+    /// The message as the channel carries it (`signed_in`, `signed_out:<reason>`, `renewed`).
     pub fn encode(self) -> String {
         match self {
             TabMessage::SignedIn => "signed_in".into(),
@@ -209,6 +223,7 @@ impl TabMessage {
         }
     }
 
+    /// Reads a message written by [`TabMessage::encode`]; anything else is `None`.
     pub fn decode(text: &str) -> Option<Self> {
         match text {
             "signed_in" => Some(TabMessage::SignedIn),

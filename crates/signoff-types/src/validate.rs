@@ -1,10 +1,12 @@
 //! Input rules for usernames and passwords, shared by the server (which enforces them) and the
 //! browser (which can explain them before a round trip). The Unicode rules for names and
-//! passwords are the server's alone (`auth::ssr::names`, `auth::ssr::password::normalise`).
+//! passwords are the server's alone (the core's `names` and `password::normalise`).
 
 use crate::error::AppError;
 
+/// The shortest username, in characters (after composition).
 pub const USERNAME_MIN_CHARS: usize = 3;
+/// The longest username, in characters (after composition).
 pub const USERNAME_MAX_CHARS: usize = 32;
 /// NIST SP 800-63B-4: at least 15 characters when the password is the only factor.
 pub const PASSWORD_MIN_CHARS: usize = 15;
@@ -15,7 +17,7 @@ pub const PASSWORD_MAX_CHARS: usize = 128;
 /// name this long (allowing for a name typed decomposed, whose accents are characters of their
 /// own) or with control characters, so such input is refused as malformed (400) rather than
 /// carried to the database. What makes a name new or the same is server-side
-/// (`auth::ssr::names`: its Unicode tables do not belong in the browser).
+/// (the core's `names`: its Unicode tables do not belong in the browser).
 pub fn login_username(raw: &str) -> Result<(), AppError> {
     let name = raw.trim();
     if name.chars().count() > USERNAME_MAX_CHARS * 4 {
