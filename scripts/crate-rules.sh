@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The rules of the library crates' dependencies (issue 20), checked on the resolved tree:
-# signoff-types built for the browser pulls no server crate.
+# signoff-types built for the browser pulls no server crate, and the core pulls no Leptos.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,5 +16,12 @@ for features in "" "--features server-fn"; do
     fail=1
   fi
 done
-[ "$fail" = 0 ] && echo "crate rules hold: signoff-types for wasm pulls no server crate"
+# The core knows nothing of Leptos.
+leptos=$(cargo tree -p signoff -e normal --prefix none | grep -E '^leptos' | sort -u || true)
+if [ -n "$leptos" ]; then
+  echo "the signoff core depends on Leptos:" >&2
+  echo "$leptos" >&2
+  fail=1
+fi
+[ "$fail" = 0 ] && echo "crate rules hold: signoff-types for wasm pulls no server crate; signoff has no Leptos"
 exit "$fail"

@@ -17,7 +17,7 @@ pub fn take() -> Landing {
         .uri
         .query()
         .is_some_and(|query| query.split('&').any(|pair| pair == SIGNED_OUT_FLAG));
-    let state = use_context::<crate::signoff::Signoff>();
+    let state = use_context::<signoff::Signoff>();
     let cookie = crate::cookies::AppCookie::flash(
         state
             .as_ref()

@@ -8,27 +8,13 @@ pub mod landing;
 pub use signoff_types::error;
 
 #[cfg(feature = "ssr")]
-pub mod cookies;
-#[cfg(feature = "ssr")]
-pub mod db;
-#[cfg(feature = "ssr")]
-pub mod maintenance;
-#[cfg(feature = "ssr")]
-pub mod session;
-#[cfg(feature = "ssr")]
-pub mod session_read;
-#[cfg(feature = "ssr")]
-pub mod signoff;
-#[cfg(feature = "ssr")]
 pub mod state;
 
-use leptos::prelude::*;
-
-/// The current time in Unix milliseconds (the unit of Signoff's own timestamp columns).
+/// The core, at the paths the app used before the split (the server and its tests use them).
 #[cfg(feature = "ssr")]
-pub fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
+pub use signoff::{cookies, db, maintenance, now_ms, on_db, session, session_read};
+
+use leptos::prelude::*;
 
 /// The HTML document around [`App`], rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -81,7 +67,7 @@ fn set_page_csp(options: &LeptosOptions) {
     };
     // A sign-in with a provider posts here and is redirected there, and browsers hold the
     // redirect of a form post to `form-action` too: the providers' origins are allowed.
-    let providers: String = use_context::<crate::signoff::Signoff>()
+    let providers: String = use_context::<signoff::Signoff>()
         .map(|state| state.oidc.form_action_sources())
         .unwrap_or_default()
         .iter()

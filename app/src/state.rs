@@ -7,7 +7,7 @@ use std::{ops::Deref, sync::Arc};
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 
-use crate::{session::SessionSettings, signoff::Signoff};
+use signoff::{session::SessionSettings, Signoff};
 
 /// Cloning is one reference count (see [`Signoff`]).
 #[derive(Clone, Debug)]

@@ -12,7 +12,6 @@ use app::{
     error::AppError,
     session::{self, Store},
     shell,
-    signoff::{Signoff, SignoffInner},
     state::AppState,
 };
 use axum::{
@@ -26,6 +25,7 @@ use axum::{
 use axum_login::AuthManager;
 use leptos_axum::{AxumRouteListing, LeptosRoutes};
 use leptos_router::{Method, SsrMode};
+use signoff::{Signoff, SignoffInner};
 use tokio::net::TcpListener;
 use tower::{layer::layer_fn, ServiceBuilder};
 use tower_http::{services::ServeDir, set_header::SetResponseHeaderLayer, trace::TraceLayer};

@@ -65,7 +65,7 @@ pub async fn logout_provider() -> Result<Option<String>, AppError> {
 async fn ending() -> Result<
     (
         super::ssr::AuthSession,
-        crate::signoff::Signoff,
+        signoff::Signoff,
         leptos_axum::ResponseOptions,
     ),
     AppError,

@@ -1,31 +1,21 @@
-//! Server-only parts of accounts: the users backend, password hashing, and the glue that gives
-//! server functions their session.
+//! The Leptos glue of the server side: what a server function reads from its context (the
+//! request's session, Signoff's state, the client's address and device cookie) and writes to its
+//! response. Everything else server-side is the `signoff` core crate, re-exported here at the
+//! paths the app used before the split.
 
-pub mod attempts;
-pub mod audit;
-pub mod backend;
-pub mod client_addr;
-pub mod common_passwords;
-pub mod hub;
-pub mod lifecycle;
-pub mod names;
-pub mod oidc;
-pub mod password;
-pub mod stream;
-pub mod throttle;
-pub mod trust;
+pub use signoff::{
+    attempts, audit, backend, client_addr, common_passwords, current_handle, hub, lifecycle, names,
+    oidc, password, require_user, rfc3339_ms, rfc3339_s, stream, throttle, trust, AuthSession,
+    Backend, Credentials, RequestMeta, UserRecord,
+};
 
 use std::net::SocketAddr;
 
 use axum::extract::ConnectInfo;
 use leptos::prelude::use_context;
+use signoff::{session::SessionSettings, Signoff};
 
-pub use backend::{Backend, Credentials, UserRecord};
-
-use crate::{error::AppError, session::SessionSettings, signoff::Signoff};
-
-pub use backend::AuthSession;
-pub use client_addr::RequestMeta;
+use crate::error::AppError;
 
 /// The current request's auth session. The auth layer put it in the request's extensions; the
 /// `Session` inside shares its state with the session layer, so a login made here is saved when
@@ -52,11 +42,6 @@ pub fn session_settings() -> Result<SessionSettings, AppError> {
     signoff().map(|state| state.sessions)
 }
 
-/// The signed-in user of this request, or 401.
-pub fn require_user(auth: &AuthSession) -> Result<UserRecord, AppError> {
-    auth.user.clone().ok_or_else(AppError::not_signed_in)
-}
-
 pub fn request_meta() -> RequestMeta {
     let Some(parts) = use_context::<http::request::Parts>() else {
         return RequestMeta::default();
@@ -73,8 +58,9 @@ pub fn request_meta() -> RequestMeta {
 
 /// The device cookie this request carries (`trust`), if any.
 pub fn device_token(state: &Signoff) -> Option<String> {
-    use_context::<http::request::Parts>()
-        .and_then(|parts| trust::device_token(&parts.headers, state.sessions.cookie_secure))
+    use_context::<http::request::Parts>().and_then(|parts| {
+        signoff::trust::device_token(&parts.headers, state.sessions.cookie_secure)
+    })
 }
 
 /// Appends a `Set-Cookie` to this server function's response (appended: a response may set
@@ -84,25 +70,4 @@ pub fn set_cookie(cookie: Option<http::HeaderValue>) {
     {
         response.append_header(http::header::SET_COOKIE, cookie);
     }
-}
-
-/// The current session's public handle and log tag, if it has an id.
-pub fn current_handle(auth: &AuthSession) -> Option<String> {
-    auth.session.id().map(|id| crate::session::handle(&id))
-}
-
-/// Unix milliseconds as RFC 3339 UTC ("2026-11-25T03:33:23.123Z").
-pub fn rfc3339_ms(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
-/// Unix seconds as RFC 3339 UTC.
-pub fn rfc3339_s(secs: i64) -> String {
-    rfc3339_ms(secs.saturating_mul(1000))
 }

@@ -142,7 +142,7 @@ struct RowMeta {
 impl RowMeta {
     fn of(record: &Record) -> Self {
         let int = |key: &str| record.data.get(key).and_then(serde_json::Value::as_i64);
-        let oidc = record.data.get(crate::auth::ssr::oidc::SESSION_KEY);
+        let oidc = record.data.get(crate::oidc::SESSION_KEY);
         let oidc_text = |key: &str| {
             oidc.and_then(|value| value.get(key))
                 .and_then(serde_json::Value::as_str)
@@ -581,7 +581,7 @@ impl SessionStore for Store {
             row.password_hash,
             row.session_stamp,
         ) {
-            crate::auth::ssr::backend::prefetched::offer(crate::auth::ssr::backend::UserRecord {
+            crate::backend::prefetched::offer(crate::backend::UserRecord {
                 id,
                 username,
                 password_hash,
@@ -774,7 +774,7 @@ pub async fn refresh_expiry(
     request: Request,
     next: Next,
 ) -> Response {
-    if request.uri().path() == crate::auth::wire::EVENTS_PATH {
+    if request.uri().path() == crate::wire::EVENTS_PATH {
         return next.run(request).await;
     }
     if let Err(error) = refresh(&session, &settings).await {

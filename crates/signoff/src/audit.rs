@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use crate::auth::wire::ActivityEntry;
+use crate::wire::ActivityEntry;
 use crate::{db::Database, error::AppError, now_ms, on_db};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,7 +118,7 @@ pub async fn recent(
     Ok(rows
         .into_iter()
         .map(|(at, event, session, ip, detail)| ActivityEntry {
-            at: crate::auth::ssr::rfc3339_ms(at),
+            at: crate::rfc3339_ms(at),
             event,
             session,
             ip,

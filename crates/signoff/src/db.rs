@@ -148,10 +148,10 @@ impl Database {
     pub async fn migrate(&self) -> Result<(), DatabaseSetupError> {
         match self {
             Database::Postgres(pool) => {
-                sqlx::migrate!("../migrations/postgres").run(pool).await?;
+                sqlx::migrate!("./migrations/postgres").run(pool).await?;
             }
             Database::Sqlite(pool) => {
-                let migrator = sqlx::migrate!("../migrations/sqlite");
+                let migrator = sqlx::migrate!("./migrations/sqlite");
                 retry_at_start_up(
                     "migration raced another instance",
                     || migrator.run(pool),

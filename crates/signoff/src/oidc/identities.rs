@@ -4,15 +4,12 @@
 
 use super::token::IdClaims;
 use crate::{
-    auth::ssr::{
-        names::{self, Name},
-        UserRecord,
-    },
     db::Database,
-    now_ms, on_db,
+    names::{self, Name},
+    now_ms, on_db, UserRecord,
 };
 
-pub use crate::auth::ssr::backend::NO_PASSWORD;
+pub use crate::backend::NO_PASSWORD;
 
 /// The account linked to this identity, if any.
 pub async fn find_user(

@@ -26,7 +26,7 @@ use super::{
     oidc::{self, SessionProvider},
     AuthSession, RequestMeta, UserRecord,
 };
-use crate::auth::wire::EndReason;
+use crate::wire::EndReason;
 use crate::{error::AppError, session, signoff::Signoff};
 
 /// Signs `user` in on a session with a new id, and records it. `via`: the provider the person

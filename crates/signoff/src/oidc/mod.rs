@@ -18,7 +18,7 @@ use jsonwebtoken::jwk::JwkSet;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::auth::wire::ProviderInfo;
+use crate::wire::ProviderInfo;
 
 /// The route of the back-channel logout endpoint (register `<origin>/api/oidc/<id>/backchannel-logout`).
 pub const BACKCHANNEL_LOGOUT_PATH: &str = "/api/oidc/{provider}/backchannel-logout";

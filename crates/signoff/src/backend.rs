@@ -5,8 +5,8 @@ use axum_login::{AuthUser, AuthnBackend, UserId};
 use super::common_passwords;
 use super::names::{self, Name};
 use super::password::{normalise, Hasher, Match};
-use crate::auth::{validate, wire::User};
 use crate::{db::Database, error::AppError, on_db};
+use crate::{validate, wire::User};
 
 /// A user as stored, hash included. Never leaves the server: the browser gets [`User`].
 #[derive(Clone, sqlx::FromRow)]
@@ -460,7 +460,7 @@ impl AuthnBackend for Backend {
 pub mod prefetched {
     use std::{cell::RefCell, future::Future};
 
-    use crate::auth::ssr::backend::UserRecord;
+    use crate::backend::UserRecord;
 
     tokio::task_local! {
         static OWNER: RefCell<Option<UserRecord>>;

@@ -22,10 +22,10 @@ use super::{
     AuthSession,
 };
 use crate::{
-    auth::wire::{EndReason, SessionEndedEvent},
     error::AppError,
     session::{self, Store},
     signoff::Signoff,
+    wire::{EndReason, SessionEndedEvent},
 };
 
 /// How often an open stream re-reads its session even without news.

@@ -27,7 +27,7 @@ use precis_profiles::{
 use unicode_normalization::UnicodeNormalization;
 use unicode_security::{GeneralSecurityProfile, RestrictionLevel, RestrictionLevelDetection};
 
-use crate::auth::validate;
+use crate::validate;
 use crate::{db::Database, error::AppError, on_db};
 
 /// A username that may be given to a new account, in its three forms.

@@ -24,11 +24,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{identities, token, Provider, Providers, SessionProvider};
 use crate::{
-    auth::ssr::{audit, throttle, AuthSession, RequestMeta},
+    audit,
     error::AppError,
     landing::{FormError, OIDC_LINK, OIDC_LOGIN},
     now_ms,
     signoff::Signoff,
+    throttle, AuthSession, RequestMeta,
 };
 
 /// The session key of the sign-ins under way in this browser.
@@ -353,8 +354,7 @@ async fn finish(
                 sid: claims.sid.clone(),
                 id_token,
             };
-            crate::auth::ssr::lifecycle::start_session(&mut auth, &user, state, &meta, Some(via))
-                .await
+            crate::lifecycle::start_session(&mut auth, &user, state, &meta, Some(via)).await
         }
     }
 }

@@ -5,9 +5,12 @@
 use std::{ops::Deref, sync::Arc};
 
 use crate::{
-    auth::ssr::{client_addr::Cidr, hub::Hub, oidc::Providers, throttle::ThrottleSettings},
+    client_addr::Cidr,
     db::Database,
+    hub::Hub,
+    oidc::Providers,
     session::{SessionSettings, Store},
+    throttle::ThrottleSettings,
 };
 
 /// Signoff's run-time state. Cloning is one reference count: axum clones the state for every

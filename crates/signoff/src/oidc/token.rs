@@ -310,7 +310,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use crate::auth::ssr::oidc::token::*;
+    use crate::oidc::token::*;
     use serde_json::json;
 
     const NOW: i64 = 1_800_000_000;

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{identities, token, VerifyError};
 use crate::{
-    auth::ssr::lifecycle::{end_provider_sessions, ProviderEnded},
+    lifecycle::{end_provider_sessions, ProviderEnded},
     now_ms,
     session::{ProviderLogout, ProviderSessions},
     signoff::Signoff,

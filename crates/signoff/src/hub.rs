@@ -16,7 +16,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
-use crate::{auth::wire::EndReason, db::Database};
+use crate::{db::Database, wire::EndReason};
 
 /// The PostgreSQL notification channel.
 pub const CHANNEL: &str = "signoff_sessions_ended";

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use crate::auth::ssr::throttle::{self, ThrottleSettings};
-use crate::auth::ssr::{names, trust};
 use crate::session::Store;
+use crate::throttle::{self, ThrottleSettings};
+use crate::{names, trust};
 
 /// The name of the shared job that sweeps expired sessions (a row of `maintenance`).
 const SWEEP_JOB: &str = "sweep_expired_sessions";

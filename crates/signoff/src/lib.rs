@@ -1,0 +1,76 @@
+//! Signoff's core: session authentication for axum apps, with sign-out done right. Server only,
+//! and no Leptos: the sessions (store, layer, per-request read, sweep), the users backend and
+//! password hashing, throttling and trusted clients, the audit trail, the hub that tells open
+//! pages their session ended (LISTEN/NOTIFY on PostgreSQL), single sign-on (OpenID Connect, with
+//! back-channel logout), and [`lifecycle`]: where every session starts and ends, as plain
+//! functions that return what the HTTP layer must send.
+//!
+//! ```no_run
+//! # async fn start(signoff: signoff::Signoff, auth: &mut signoff::AuthSession) -> Result<(), signoff::AppError> {
+//! // Sign the request's session out: destroy it, and send what `Ended` says (the removal
+//! // cookie, `Clear-Site-Data`) with the answer.
+//! let ended = signoff::lifecycle::sign_out(auth, &signoff).await?;
+//! # let _ = ended; Ok(()) }
+//! ```
+//!
+//! The Leptos integration (server functions, components) is the `signoff-leptos` crate; this
+//! workspace's `app` and `server` are the template of an app built on both.
+
+pub mod attempts;
+pub mod audit;
+pub mod backend;
+pub mod client_addr;
+pub mod common_passwords;
+pub mod cookies;
+pub mod db;
+pub mod hub;
+pub mod lifecycle;
+pub mod maintenance;
+pub mod names;
+pub mod oidc;
+pub mod password;
+pub mod session;
+pub mod session_read;
+pub mod signoff;
+pub mod stream;
+pub mod throttle;
+pub mod trust;
+
+/// What server and browser share (`signoff-types`), re-exported at the paths the core uses.
+pub use signoff_types::{error, landing, validate, wire};
+
+pub use backend::{AuthSession, Backend, Credentials, UserRecord};
+pub use client_addr::RequestMeta;
+pub use error::{AppError, ErrorCode};
+pub use signoff::{Signoff, SignoffInner};
+
+/// The current time in Unix milliseconds (the unit of Signoff's own timestamp columns).
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The signed-in user of this request, or 401.
+pub fn require_user(auth: &AuthSession) -> Result<UserRecord, AppError> {
+    auth.user.clone().ok_or_else(AppError::not_signed_in)
+}
+
+/// The current session's public handle and log tag, if it has an id.
+pub fn current_handle(auth: &AuthSession) -> Option<String> {
+    auth.session.id().map(|id| session::handle(&id))
+}
+
+/// Unix milliseconds as RFC 3339 UTC ("2026-11-25T03:33:23.123Z").
+pub fn rfc3339_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Unix seconds as RFC 3339 UTC.
+pub fn rfc3339_s(secs: i64) -> String {
+    rfc3339_ms(secs.saturating_mul(1000))
+}
