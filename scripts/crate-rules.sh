@@ -16,6 +16,15 @@ for features in "" "--features server-fn"; do
     fail=1
   fi
 done
+# The Leptos integration's browser build carries neither the core nor a server crate.
+found=$(cargo tree -p signoff-leptos --target wasm32-unknown-unknown -e normal --prefix none --features hydrate \
+  | grep -E "$server_deps|^signoff " | sort -u || true)
+if [ -n "$found" ]; then
+  echo "signoff-leptos for wasm (hydrate) pulls server crates:" >&2
+  echo "$found" >&2
+  fail=1
+fi
+
 # The core knows nothing of Leptos.
 leptos=$(cargo tree -p signoff -e normal --prefix none | grep -E '^leptos' | sort -u || true)
 if [ -n "$leptos" ]; then
@@ -23,5 +32,5 @@ if [ -n "$leptos" ]; then
   echo "$leptos" >&2
   fail=1
 fi
-[ "$fail" = 0 ] && echo "crate rules hold: signoff-types for wasm pulls no server crate; signoff has no Leptos"
+[ "$fail" = 0 ] && echo "crate rules hold: signoff-types and signoff-leptos for wasm pull no server crate; signoff has no Leptos"
 exit "$fail"

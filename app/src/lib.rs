@@ -1,9 +1,10 @@
 //! Signoff's Leptos app: the HTML shell, the root component, and the account feature.
 //! Server-only modules are compiled with the `ssr` feature and never reach the wasm bundle.
 
-pub mod auth;
-pub mod landing;
-
+/// Signoff for Leptos: the server functions, the page state and the components, at the path the
+/// app used before the split.
+pub use signoff_leptos as auth;
+pub use signoff_leptos::landing;
 /// The error every endpoint answers with, and its codes (shared with the browser).
 pub use signoff_types::error;
 

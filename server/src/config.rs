@@ -50,6 +50,23 @@ pub struct ConfigError {
 const MAX_TIMEOUT_SECS: u64 = 366 * 24 * 60 * 60;
 
 impl Settings {
+    /// What Signoff is built from: the settings above that are Signoff's.
+    pub fn signoff(&self) -> signoff::Config {
+        signoff::Config {
+            database_url: self.database_url.clone(),
+            pool: self.pool,
+            sessions: self.sessions,
+            throttle: self.throttle,
+            trusted_proxies: self.trusted_proxies.clone(),
+            site_origin: self.site_origin.clone(),
+            stream_lifetime: self.stream_lifetime,
+            max_streams: self.limits.max_streams,
+            body_timeout: self.limits.body_timeout,
+            sweep_interval: self.sweep_interval,
+            oidc: self.oidc.clone(),
+        }
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }

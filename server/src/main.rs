@@ -49,21 +49,13 @@ async fn main() -> ExitCode {
 /// `server unlock-account NAME`: after `LOGIN_ACCOUNT_LOCK` consecutive failed sign-ins an account
 /// accepts sign-ins only from clients it knows; this reopens it to every client.
 async fn unlock_account(settings: &Settings, username: &str) -> ExitCode {
-    let db = match app::db::Database::connect(&settings.database_url, settings.pool).await {
+    let db = match signoff::Signoff::open_database(&settings.signoff()).await {
         Ok(db) => db,
         Err(error) => {
             eprintln!("signoff: could not open the database: {error}");
             return ExitCode::FAILURE;
         }
     };
-    if let Err(error) = db.migrate().await {
-        eprintln!("signoff: {error}");
-        return ExitCode::FAILURE;
-    }
-    if let Err(error) = server::startup::adopt_old_names(&db).await {
-        eprintln!("signoff: {error}");
-        return ExitCode::FAILURE;
-    }
     match app::auth::ssr::backend::unlock_account(&db, username).await {
         Ok(true) => {
             println!("signoff: {username} is unlocked");

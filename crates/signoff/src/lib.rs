@@ -6,10 +6,14 @@
 //! functions that return what the HTTP layer must send.
 //!
 //! ```no_run
-//! # async fn start(signoff: signoff::Signoff, auth: &mut signoff::AuthSession) -> Result<(), signoff::AppError> {
-//! // Sign the request's session out: destroy it, and send what `Ended` says (the removal
-//! // cookie, `Clear-Site-Data`) with the answer.
-//! let ended = signoff::lifecycle::sign_out(auth, &signoff).await?;
+//! # async fn handler(
+//! #     signoff: signoff::Signoff,
+//! #     auth: &mut signoff::AuthSession,
+//! #     meta: &signoff::RequestMeta,
+//! # ) -> Result<(), signoff::AppError> {
+//! // Sign the request's session out: log out, destroy the session row, tell its other pages,
+//! // and get back what the answer must carry (the removal cookie, `Clear-Site-Data`).
+//! let ended = signoff::lifecycle::sign_out(auth, &signoff, meta).await?;
 //! # let _ = ended; Ok(()) }
 //! ```
 //!
@@ -19,16 +23,19 @@
 pub mod attempts;
 pub mod audit;
 pub mod backend;
+pub mod body_deadline;
 pub mod client_addr;
 pub mod common_passwords;
 pub mod cookies;
 pub mod db;
+pub mod guard;
 pub mod hub;
 pub mod lifecycle;
 pub mod maintenance;
 pub mod names;
 pub mod oidc;
 pub mod password;
+pub mod router;
 pub mod session;
 pub mod session_read;
 pub mod signoff;
@@ -42,7 +49,7 @@ pub use signoff_types::{error, landing, validate, wire};
 pub use backend::{AuthSession, Backend, Credentials, UserRecord};
 pub use client_addr::RequestMeta;
 pub use error::{AppError, ErrorCode};
-pub use signoff::{Signoff, SignoffInner};
+pub use signoff::{Config, ConnectError, Signoff, SignoffInner};
 
 /// The current time in Unix milliseconds (the unit of Signoff's own timestamp columns).
 pub fn now_ms() -> i64 {

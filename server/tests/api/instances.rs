@@ -149,7 +149,7 @@ async fn the_expiry_sweep_runs_once_per_period_across_instances() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_ended_session_is_refused_by_every_later_request_on_every_instance() {
     use std::sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
     };
     use tokio::time::Instant;
@@ -160,10 +160,11 @@ async fn an_ended_session_is_refused_by_every_later_request_on_every_instance() 
     for how in ["sign-out on A", "row deleted by another connection"] {
         let cookie = b.login("alice").await;
         let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicUsize::new(0));
         let mut workers = Vec::new();
         for i in 0..200 {
             let app = if i % 2 == 0 { a.clone() } else { b.clone() };
-            let (cookie, stop) = (cookie.clone(), stop.clone());
+            let (cookie, stop, answered) = (cookie.clone(), stop.clone(), answered.clone());
             workers.push(tokio::spawn(async move {
                 // (sent at, still signed in)
                 let mut seen = Vec::new();
@@ -173,13 +174,18 @@ async fn an_ended_session_is_refused_by_every_later_request_on_every_instance() 
                     assert_eq!(response.status(), StatusCode::OK);
                     let body = response.text().await.expect("body");
                     seen.push((sent, body.contains("alice")));
+                    answered.fetch_add(1, Ordering::Relaxed);
                 }
                 seen
             }));
         }
-        // Long enough for the load to be well under way (200 workers open their connections
-        // first; on a busy 2-core machine 300 ms once gave 180 answers, short of the 200 below).
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        // The session ends once the load is well under way: after the answers counted below,
+        // not after a fixed time (200 workers open their connections first, and on a busy
+        // 2-core machine even 600 ms once gave only 162 answers).
+        let under_way = Instant::now() + Duration::from_secs(20);
+        while answered.load(Ordering::Relaxed) <= 250 && Instant::now() < under_way {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         if how == "sign-out on A" {
             let response = a.post("/api/logout", &[], Some(&cookie)).await;
             assert_eq!(response.status(), StatusCode::OK);

@@ -11,14 +11,15 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use app::{error::AppError, state::AppState};
-use futures_util::StreamExt;
+use futures::StreamExt;
+
+use crate::{error::AppError, Signoff};
 
 /// The largest `/api` request body accepted (413 above it, before any parsing or hashing).
 pub const API_BODY_LIMIT: usize = 16 * 1024;
 
 /// The policy for everything that is not the page itself (JSON, static files, errors). The page
-/// sets its own, with a per-request nonce for the hydration scripts (`app::shell`).
+/// sets its own, with a per-request nonce for the hydration scripts (the app's shell).
 const NON_PAGE_CSP: &str =
     "default-src 'none'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'";
 
@@ -32,7 +33,7 @@ const DRAIN_TIME: Duration = Duration::from_secs(5);
 ///
 /// Leptos server functions have no cross-site check of their own, and `SameSite=Lax` does not
 /// cover everything (login CSRF needs no cookie at all). See [`is_cross_site`] for the rule.
-pub async fn guard_api(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn guard_api(State(state): State<Signoff>, request: Request, next: Next) -> Response {
     let safe_method = matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
@@ -43,7 +44,7 @@ pub async fn guard_api(State(state): State<AppState>, request: Request, next: Ne
     // The provider's back-channel logout is a server-to-server call (OpenID Connect Back-Channel
     // Logout 1.0): it carries no cookie and proves itself with a signed token, so "which site is
     // this from" does not apply. Everything else here (the body cap) does.
-    let server_to_server = app::auth::ssr::oidc::is_backchannel_logout(request.uri().path());
+    let server_to_server = crate::oidc::is_backchannel_logout(request.uri().path());
     if !server_to_server && is_cross_site(&request, state.site_origin.as_deref()) {
         tracing::warn!(path = request.uri().path(), "refused a cross-site request");
         return AppError::cross_site().into_response();
@@ -158,7 +159,7 @@ fn is_cross_site(request: &Request, site_origin: Option<&str>) -> bool {
 /// Adds the security headers to every response. HSTS only when cookies are `Secure`, i.e. the
 /// site is served over TLS.
 pub async fn security_headers(
-    State(state): State<AppState>,
+    State(state): State<Signoff>,
     request: Request,
     next: Next,
 ) -> Response {

@@ -26,7 +26,7 @@ mod channel {
     use wasm_bindgen::{prelude::Closure, JsCast};
 
     use super::TabMessage;
-    use crate::auth::wire::TAB_CHANNEL;
+    use crate::wire::TAB_CHANNEL;
 
     thread_local! {
         /// This tab's end of the channel (the browser runs the app on one thread).

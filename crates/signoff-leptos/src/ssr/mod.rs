@@ -71,3 +71,32 @@ pub fn set_cookie(cookie: Option<http::HeaderValue>) {
         response.append_header(http::header::SET_COOKIE, cookie);
     }
 }
+
+/// Puts [`Signoff`] into the Leptos context of every page render and server function: pass it to
+/// `leptos_routes_with_context` and `file_and_error_handler_with_context`.
+pub fn provide(signoff: &Signoff) -> impl Fn() + Clone + Send + Sync + 'static {
+    let signoff = signoff.clone();
+    move || leptos::prelude::provide_context(signoff.clone())
+}
+
+/// Mounts Signoff around an app: `pages` (the Leptos routes and server functions, with their
+/// fallback) get the session stack and Signoff's own routes; `outside` (static files, a health
+/// check) is served without sessions; native form posts land back on the page; everything gets
+/// Signoff's hardening. The whole order is `signoff::router`'s.
+pub fn router<S>(
+    pages: axum::Router<S>,
+    outside: axum::Router<S>,
+    signoff: &Signoff,
+) -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Signoff: axum::extract::FromRef<S>,
+{
+    let app = signoff::router::with_sessions(pages, signoff)
+        .merge(outside)
+        .layer(axum::middleware::from_fn_with_state(
+            signoff.clone(),
+            crate::forms::land_native_forms,
+        ));
+    signoff::router::harden(app, signoff)
+}

@@ -18,12 +18,12 @@ pub fn take() -> Landing {
         .query()
         .is_some_and(|query| query.split('&').any(|pair| pair == SIGNED_OUT_FLAG));
     let state = use_context::<signoff::Signoff>();
-    let cookie = crate::cookies::AppCookie::flash(
+    let cookie = signoff::cookies::AppCookie::flash(
         state
             .as_ref()
             .is_some_and(|state| state.sessions.cookie_secure),
     );
-    let flash = crate::cookies::values(&parts.headers, cookie.name())
+    let flash = signoff::cookies::values(&parts.headers, cookie.name())
         .next()
         .map(str::to_owned);
     if flash.is_some() {

@@ -9,7 +9,7 @@
 //!
 //! * success: to `/` (the signed-in page), or `/?signed-out` after signing out, or the
 //!   provider's end-session endpoint after "Sign out of NAME too";
-//! * failure: to `/`, with the error for that form in a short-lived cookie (`app::landing`).
+//! * failure: to `/`, with the error for that form in a short-lived cookie (`crate::landing`).
 //!
 //! Everything else the server function's response carried (the session cookie, its removal,
 //! `Clear-Site-Data`, `Cache-Control`) is kept. Requests from scripts (`fetch`, the server
@@ -23,10 +23,11 @@ use axum::{
     response::Response,
 };
 
-use app::{
+use signoff::Signoff;
+
+use crate::{
     error::AppError,
     landing::{FormError, SIGNED_OUT_FLAG},
-    state::AppState,
 };
 
 /// The largest error body read back (they are one short JSON object).
@@ -35,7 +36,7 @@ const ERROR_BODY_LIMIT: usize = 16 * 1024;
 /// Turns the answer to a native form post into a redirect to the page. Sits inside the
 /// cross-site guard, so a refused cross-site post stays a plain 403 and sets nothing.
 pub async fn land_native_forms(
-    State(state): State<AppState>,
+    State(state): State<Signoff>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -68,7 +69,7 @@ pub async fn land_native_forms(
             AppError::internal()
         });
         if let Some(flash) = FormError::new(&endpoint, &error.message) {
-            if let Ok(cookie) = HeaderValue::from_str(&app::cookies::AppCookie::flash_of(
+            if let Ok(cookie) = HeaderValue::from_str(&signoff::cookies::AppCookie::flash_of(
                 &flash,
                 state.sessions.cookie_secure,
             )) {

@@ -1,6 +1,27 @@
-//! Accounts and sign-in state: the `User` the browser sees, the server functions, and the UI.
+//! Signoff for Leptos: the server functions (sign in, create an account, sign out, sign out
+//! everywhere, sessions, activity, password, single sign-on), the page's sign-in state
+//! ([`state::AuthState`]), the live client that signs every tab out when the session ends
+//! (EventSource and BroadcastChannel), and the components.
+//!
+//! ```ignore
+//! use leptos::prelude::*;
+//!
+//! #[component]
+//! fn App() -> impl IntoView {
+//!     // Sign-in and create-account forms, "Signed in as", the Sign out button and the
+//!     // Security section; it provides `AuthState` to everything inside it.
+//!     view! { <signoff_leptos::ui::AccountPanel /> }
+//! }
+//! ```
+//!
+//! Features: `ssr` (the server side, on the `signoff` core), `hydrate` and `csr` (the browser,
+//! with the live client). The server side needs [`signoff::Signoff`] in Leptos context; see the
+//! workspace README, "Use Signoff in your own Leptos app".
 
 mod account;
+#[cfg(feature = "ssr")]
+pub mod forms;
+pub mod landing;
 pub mod live;
 mod login;
 mod logout;
@@ -11,8 +32,8 @@ pub mod state;
 pub mod tabs;
 pub mod ui;
 
-/// What the server and the browser both speak, and the input rules (shared crate).
-pub use signoff_types::{validate, wire};
+/// What the server and the browser both speak, the error, and the input rules (shared crate).
+pub use signoff_types::{error, validate, wire};
 
 #[cfg(feature = "ssr")]
 pub mod ssr;

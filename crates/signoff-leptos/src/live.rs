@@ -39,7 +39,7 @@ mod client {
     use leptos::{prelude::*, task::spawn_local};
     use wasm_bindgen::{prelude::Closure, JsCast};
 
-    use crate::auth::{
+    use crate::{
         current_user,
         state::AuthState,
         tabs,
