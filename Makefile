@@ -60,8 +60,7 @@ lint:
 	cargo clippy -p frontend --target wasm32-unknown-unknown --features hydrate -- -D warnings
 	cargo clippy -p frontend --target wasm32-unknown-unknown --features csr -- -D warnings
 	cargo clippy -p signoff-types --target wasm32-unknown-unknown --features server-fn -- -D warnings
-	cargo clippy -p minimal --features ssr --all-targets -- -D warnings
-	cargo clippy -p minimal --target wasm32-unknown-unknown --features hydrate -- -D warnings
+	cargo clippy -p minimal --target wasm32-unknown-unknown --no-default-features --features hydrate -- -D warnings
 	scripts/crate-rules.sh
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p signoff-types -p signoff -p signoff-leptos --features signoff-leptos/ssr
 
@@ -71,7 +70,7 @@ unit: unit-sqlite unit-postgres
 ## the example app (examples/minimal) against a real server.
 unit-sqlite:
 	cargo test -p signoff-types -p signoff -p signoff-leptos -p app -p server -- --skip postgres_only
-	cargo test -p minimal --features ssr
+	cargo test -p minimal
 
 ## The integration suite again, on PostgreSQL: a fresh database per test, all dropped afterwards.
 ## Uses TEST_DATABASE_URL if set, otherwise installs/starts the local cluster.

@@ -48,6 +48,8 @@ pub async fn recent_activity() -> Result<Vec<ActivityEntry>, AppError> {
 /// a 400 and changes nothing (and counts as a failed sign-in for throttling). On success every
 /// other session of the user ends and this one continues under a new id.
 #[server(prefix = "/api", endpoint = "change_password")]
+// The generated argument struct's fields are the parameters documented above.
+#[allow(missing_docs)]
 pub async fn change_password(
     current_password: String,
     new_password: String,

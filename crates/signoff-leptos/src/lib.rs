@@ -18,6 +18,8 @@
 //! with the live client). The server side needs [`signoff::Signoff`] in Leptos context; see the
 //! workspace README, "Use Signoff in your own Leptos app".
 
+#![warn(missing_docs)]
+
 mod account;
 #[cfg(feature = "ssr")]
 pub mod forms;

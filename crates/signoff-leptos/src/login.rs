@@ -8,6 +8,8 @@ use crate::error::AppError;
 /// `POST /api/register`: creates an account and signs it in. Throttled per client address
 /// (every attempt counts, successful or not), before anything is looked up or hashed.
 #[server(prefix = "/api", endpoint = "register")]
+// The generated argument struct's fields are the parameters documented above.
+#[allow(missing_docs)]
 pub async fn register(username: String, password: String) -> Result<User, AppError> {
     use super::ssr::{audit, request_meta, throttle};
 
@@ -39,6 +41,8 @@ pub async fn register(username: String, password: String) -> Result<User, AppErr
 /// attempt is reserved before any password is hashed (`ssr::attempts`): too many for the
 /// account, the client address or the pair get 429.
 #[server(prefix = "/api", endpoint = "login")]
+// The generated argument struct's fields are the parameters documented above.
+#[allow(missing_docs)]
 pub async fn login(username: String, password: String) -> Result<User, AppError> {
     use super::ssr::{attempts::Attempt, audit, request_meta, Credentials};
 

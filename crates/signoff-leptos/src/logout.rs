@@ -33,6 +33,8 @@ pub async fn logout_all() -> Result<(), AppError> {
 /// `POST /api/revoke_session` (`id`): ends one of the user's sessions, by the public handle that
 /// `GET /api/sessions` lists. 404 for a handle that is not one of the user's live sessions.
 #[server(prefix = "/api", endpoint = "revoke_session")]
+// The generated argument struct's fields are the parameters documented above.
+#[allow(missing_docs)]
 pub async fn revoke_session(id: String) -> Result<(), AppError> {
     let (mut auth, state, response) = ending().await?;
     let user = super::ssr::require_user(&auth)?;

@@ -54,6 +54,8 @@ pub async fn list_sign_in_methods() -> Result<SignInMethods, AppError> {
 /// while another way in remains (a password or another provider); 400 otherwise, 404 when it is
 /// not linked. Sessions signed in through it go on until they end.
 #[server(prefix = "/api", endpoint = "unlink_provider")]
+// The generated argument struct's fields are the parameters documented above.
+#[allow(missing_docs)]
 pub async fn unlink_provider(provider: String) -> Result<(), AppError> {
     use super::ssr::{audit, oidc::identities, request_meta, require_user};
 

@@ -46,7 +46,10 @@ pub fn ProviderSignIn() -> impl IntoView {
 /// session first (the same sequence as Sign out, which also tells this session's other tabs)
 /// and answers with a redirect to the provider's sign-out (`server/src/forms.rs`).
 #[component]
-pub fn ProviderSignOut(provider: String) -> impl IntoView {
+pub fn ProviderSignOut(
+    /// The provider's id.
+    provider: String,
+) -> impl IntoView {
     view! {
         <form method="post" action={<LogoutProvider as ServerFn>::PATH}>
             <button type="submit" class="btn">"Sign out of " {provider} " too"</button>

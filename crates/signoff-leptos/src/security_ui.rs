@@ -11,6 +11,8 @@ use super::{
 };
 use crate::error::{AppError, ErrorCode};
 
+/// The Security section: the account's sessions (each can be ended), "Sign out everywhere",
+/// the password change, the ways to sign in, and recent activity. Reads `AuthState` from context.
 #[component]
 pub fn SecurityPanel() -> impl IntoView {
     let auth = expect_context::<AuthState>();

@@ -4,7 +4,7 @@
 
 use super::wire::TabMessage;
 
-/// Tells the app's other tabs in this browser. Does nothing on the server, or before [`open`].
+/// Tells the app's other tabs in this browser. Does nothing on the server, or before `open`.
 pub fn tell_other_tabs(message: TabMessage) {
     #[cfg(feature = "browser")]
     channel::post(message);

@@ -16,6 +16,10 @@ use crate::{
     landing::{FormError, OIDC_LINK, OIDC_LOGIN},
 };
 
+/// The whole account UI: the sign-in and create-account forms when signed out; "Signed in as",
+/// the Sign out button and the Security section when signed in. It provides
+/// [`AuthState`](crate::state::AuthState) to everything inside it and keeps every tab of the
+/// session in step (no redirect, no reload).
 #[component]
 pub fn AccountPanel() -> impl IntoView {
     let auth = AuthState::new();

@@ -7,16 +7,25 @@ use crate::wire::ActivityEntry;
 use crate::{db::Database, error::AppError, now_ms, on_db};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What the audit trail records.
 pub enum Event {
+    /// An account was created (a password or a provider).
     AccountCreated,
+    /// A sign-in succeeded.
     LoginSucceeded,
+    /// A sign-in failed (wrong name or password, or refused by the throttle).
     LoginFailed,
+    /// A session was signed out.
     Logout,
+    /// One of the user's other sessions was ended from the Security section.
     SessionRevoked,
+    /// Every session of the user was ended.
     LogoutEverywhere,
+    /// The password was changed (every other session ended).
     PasswordChanged,
     /// A provider identity was linked to the account (detail: the provider's name).
     ProviderLinked,
+    /// A provider was unlinked from the account.
     ProviderUnlinked,
     /// The provider ended the account's sessions by back-channel logout.
     ProviderLogout,
@@ -25,6 +34,7 @@ pub enum Event {
 }
 
 impl Event {
+    /// The event as stored and shown (`login_succeeded`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Event::AccountCreated => "account_created",

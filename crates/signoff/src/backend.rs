@@ -11,8 +11,11 @@ use crate::{validate, wire::User};
 /// A user as stored, hash included. Never leaves the server: the browser gets [`User`].
 #[derive(Clone, sqlx::FromRow)]
 pub struct UserRecord {
+    /// The account's id (`users.id`).
     pub id: i64,
+    /// The name as shown (PRECIS display form).
     pub username: String,
+    /// The argon2id PHC string, or `NO_PASSWORD` for an account made through a provider.
     pub password_hash: String,
     /// Random, replaced at every password change: what sessions remember of the user instead of
     /// the password hash, which must never sit in session storage.
@@ -57,8 +60,11 @@ impl AuthUser for UserRecord {
 }
 
 #[derive(Clone)]
+/// What a password sign-in sends.
 pub struct Credentials {
+    /// The name as typed (looked up by its PRECIS key).
     pub username: String,
+    /// The password as typed (normalised before it is checked).
     pub password: String,
 }
 
@@ -76,8 +82,10 @@ impl std::fmt::Debug for Credentials {
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     #[error("database: {0}")]
+    /// The database did not answer.
     Database(#[from] sqlx::Error),
     #[error("{0}")]
+    /// A refusal with its own answer (throttled, busy, …).
     App(AppError),
 }
 
@@ -112,6 +120,7 @@ pub type AuthSession = axum_login::AuthSession<Backend>;
 pub struct Backend(std::sync::Arc<BackendInner>);
 
 #[derive(Debug)]
+/// The parts of [`Backend`].
 pub struct BackendInner {
     db: Database,
     hasher: Hasher,
@@ -126,6 +135,7 @@ impl std::ops::Deref for Backend {
 }
 
 impl Backend {
+    /// A backend on `db`, hashing with `hasher`.
     pub fn new(db: Database, hasher: Hasher) -> Self {
         Self(std::sync::Arc::new(BackendInner { db, hasher }))
     }
@@ -451,7 +461,7 @@ impl AuthnBackend for Backend {
 /// its owner; `session::Store::load` reads the owner's row in the same statement as the session
 /// (a join on `user_id`) and leaves it here, and `get_user` takes it instead of querying again.
 ///
-/// This is not a cache: the slot exists only for the duration of one request ([`scope`]), holds
+/// This is not a cache: the slot exists only for the duration of one request (`scope`), holds
 /// what that request's own session read returned, in the same snapshot, and is emptied by the
 /// first `get_user` that uses it, so any later lookup in the request reads the database afresh.
 /// Outside a scope (or for another user id) `get_user` queries as usual. Each avoided query is a

@@ -18,6 +18,7 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// Whether `addr` is in this range.
     pub fn contains(&self, addr: IpAddr) -> bool {
         match (self.network, canonical(addr)) {
             (IpAddr::V4(net), IpAddr::V4(addr)) => {
@@ -158,6 +159,7 @@ pub fn counting_key(addr: IpAddr) -> String {
 pub struct RequestMeta {
     /// The client: the TCP peer, or what a trusted proxy reports (`client_addr`).
     pub ip: Option<IpAddr>,
+    /// The `User-Agent` the client sent, if any (bounded).
     pub user_agent: Option<String>,
 }
 

@@ -1,6 +1,6 @@
 //! The database: which backend a `DATABASE_URL` selects, its pool, and its migrations.
 //! This is the only module that decides between backends; everything else writes its SQL once,
-//! with `$1…$n` placeholders (which sqlx accepts for SQLite too), and runs it through [`on_db!`].
+//! with `$1…$n` placeholders (which sqlx accepts for SQLite too), and runs it through [`on_db!`](crate::on_db).
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -16,7 +16,9 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/signoff.db";
 /// Pool limits. Both are configurable because they are what an operator tunes under load.
 #[derive(Clone, Copy, Debug)]
 pub struct PoolSettings {
+    /// Connections open at most (`DATABASE_MAX_CONNECTIONS`).
     pub max_connections: u32,
+    /// How long a request waits for a free connection before it is answered 503.
     pub acquire_timeout: Duration,
 }
 
@@ -54,19 +56,27 @@ macro_rules! on_db {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why the database could not be opened or migrated at start-up.
 pub enum DatabaseSetupError {
     #[error("DATABASE_URL: unsupported database {0:?}; expected a sqlite: or postgres: URL")]
+    /// `DATABASE_URL` names neither SQLite nor PostgreSQL.
     Unsupported(String),
     #[error("DATABASE_URL: {0}")]
+    /// `DATABASE_URL` could not be parsed.
     InvalidUrl(sqlx::Error),
     #[error("could not create the database directory {path}: {source}")]
+    /// The SQLite file's directory could not be created.
     CreateDir {
+        /// The directory.
         path: String,
+        /// Why.
         source: std::io::Error,
     },
     #[error("could not open the database: {0}")]
+    /// The database did not accept a connection.
     Connect(sqlx::Error),
     #[error("could not apply database migrations: {0}")]
+    /// A migration failed.
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 

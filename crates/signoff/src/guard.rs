@@ -32,7 +32,7 @@ const DRAIN_TIME: Duration = Duration::from_secs(5);
 /// Refuses cross-site requests to state-changing `/api` calls with 403, and caps their bodies.
 ///
 /// Leptos server functions have no cross-site check of their own, and `SameSite=Lax` does not
-/// cover everything (login CSRF needs no cookie at all). See [`is_cross_site`] for the rule.
+/// cover everything (login CSRF needs no cookie at all). See `is_cross_site` for the rule.
 pub async fn guard_api(State(state): State<Signoff>, request: Request, next: Next) -> Response {
     let safe_method = matches!(
         *request.method(),

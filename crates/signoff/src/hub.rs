@@ -5,7 +5,7 @@
 //! `NOTIFY` on [`CHANNEL`], which every instance (this one included) `LISTEN`s to and hands to
 //! its own streams; with SQLite, the one process hands it over in memory. Nothing here is the
 //! session truth: a stream also re-reads its session row at its expiry and every
-//! [`RECHECK_INTERVAL`], so a missed notification delays the news but never loses it.
+//! `RECHECK_INTERVAL`, so a missed notification delays the news but never loses it.
 
 use std::{
     collections::HashMap,
@@ -26,6 +26,7 @@ const BUFFER: usize = 1024;
 /// instance. One more is answered 429; a page that gets it retries later, and the tab channel
 /// still reaches it from the browser's other tabs.
 pub const STREAMS_PER_SESSION: usize = 8;
+/// Open streams allowed per user (all devices), on each instance.
 pub const STREAMS_PER_USER: usize = 32;
 /// The default of `EVENT_STREAM_MAX_LIFETIME`: a stream ends after this long (plus up to a
 /// tenth more, at most a minute, per session) and the page opens a new one. No connection is
@@ -35,6 +36,7 @@ pub const STREAM_MAX_LIFETIME: Duration = Duration::from_secs(15 * 60);
 /// Which sessions ended, and why: what one instance tells all of them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionsEnded {
+    /// Whose sessions.
     pub user_id: i64,
     /// The one session that ended (its public handle), or `None` for all of the user's.
     pub session: Option<String>,
@@ -42,6 +44,7 @@ pub struct SessionsEnded {
     pub except: Option<String>,
     /// The session whose request ended them, if any.
     pub by: Option<String>,
+    /// Why they ended.
     pub reason: EndReason,
     /// The display name of the provider that ended them (back-channel logout).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -20,6 +20,8 @@
 //! The Leptos integration (server functions, components) is the `signoff-leptos` crate; this
 //! workspace's `app` and `server` are the template of an app built on both.
 
+#![warn(missing_docs)]
+
 pub mod attempts;
 pub mod audit;
 pub mod backend;

@@ -96,6 +96,7 @@ pub async fn start_session(
 /// Who and which session [`end_session`] ended, and what the response must carry.
 #[derive(Debug, Default)]
 pub struct Ended {
+    /// Who was signed in to the ended session, if anyone.
     pub user_id: Option<i64>,
     /// The public handle of the session, if there was one.
     pub handle: Option<String>,

@@ -33,7 +33,9 @@ use crate::{db::Database, error::AppError, on_db};
 /// A username that may be given to a new account, in its three forms.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Name {
+    /// The form stored and shown (`UsernameCasePreserved`).
     pub display: String,
+    /// The unique form sign-in looks up (`UsernameCaseMapped`).
     pub key: String,
     /// One or two readings ([`readings`]).
     pub readings: Vec<String>,
@@ -403,7 +405,9 @@ pub async fn holder(db: &Database, name: &Name) -> Result<Option<Clash>, sqlx::E
 /// How a new name clashes with an account's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Clash {
+    /// Another account has this key.
     Taken,
+    /// Another account's name reads the same (UTS #39 skeleton).
     Lookalike,
 }
 

@@ -38,6 +38,7 @@ pub fn normalise(password: &str) -> String {
 /// How a password matched a stored hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Match {
+    /// It does not match.
     No,
     /// Its normal form matched: the hash is current.
     Yes,
@@ -47,6 +48,7 @@ pub enum Match {
 }
 
 impl Match {
+    /// Whether it matched, as typed or normalised.
     pub fn matched(self) -> bool {
         self != Match::No
     }
@@ -84,6 +86,7 @@ impl std::fmt::Debug for Hasher {
 }
 
 impl Hasher {
+    /// A hasher with its dummy hash ready (made on the blocking pool).
     pub async fn new() -> Result<Self, AppError> {
         let permits = std::thread::available_parallelism()
             .map(|n| n.get())

@@ -42,6 +42,7 @@ const USER_AGENT: &str = "signoff.user_agent";
 const USER_AGENT_MAX_CHARS: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Session timeouts and the cookie mode.
 pub struct SessionSettings {
     /// A session unused for this long ends (`SESSION_IDLE_TIMEOUT`).
     pub idle_timeout: Duration,
@@ -177,13 +178,16 @@ const SWEEP_PAUSE: Duration = Duration::from_millis(25);
 /// What a sweep of expired sessions did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Swept {
+    /// Rows deleted.
     pub rows: u64,
+    /// Batches it took.
     pub batches: u32,
     /// The longest a batch took: how long it held the write lock, at most.
     pub longest_batch: Duration,
 }
 
 impl Store {
+    /// A store on `db` with these timeouts.
     pub fn new(db: &Database, settings: &SessionSettings) -> Self {
         let reader = match db {
             Database::Sqlite(pool) => SqliteReader::for_file(pool.connect_options().get_filename())
@@ -471,7 +475,9 @@ impl Store {
 /// session id `sid`, or (no `sid`) all of the account `user_id` signed in through it.
 #[derive(Clone, Copy, Debug)]
 pub struct ProviderSessions<'a> {
+    /// The provider's id.
     pub provider: &'a str,
+    /// The provider's session id the token named, if any.
     pub sid: Option<&'a str>,
     /// The account linked to the token's `sub`, if it named one and one is linked.
     pub user_id: Option<i64>,
@@ -482,21 +488,29 @@ pub struct ProviderSessions<'a> {
 /// A logout token's one-time use, and what it ends.
 #[derive(Clone, Copy, Debug)]
 pub struct ProviderLogout<'a> {
+    /// The token's issuer.
     pub issuer: &'a str,
+    /// The token's id.
     pub jti: &'a str,
     /// Unix milliseconds after which the token would be refused anyway; its `jti` is kept
     /// until then.
     pub remember_until_ms: i64,
+    /// The sessions it ends.
     pub target: ProviderSessions<'a>,
 }
 
 /// A session as listed to its owner.
 #[derive(Debug, sqlx::FromRow)]
 pub struct SessionRow {
+    /// Its public handle (a hash of the id).
     pub handle: String,
+    /// When it started (Unix seconds).
     pub created_at: Option<i64>,
+    /// When it was last used (Unix seconds, to the refresh interval).
     pub last_seen_at: Option<i64>,
+    /// The browser it started in.
     pub user_agent: Option<String>,
+    /// The provider it was signed in through, if any.
     pub oidc_provider: Option<String>,
 }
 

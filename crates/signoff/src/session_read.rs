@@ -45,7 +45,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// The session read, for both backends (SQLite numbers `$1`, `$2` in order, like PostgreSQL).
 /// On SQLite, sqlx stores `expiry_date` as RFC 3339 text in UTC, which sorts like time; `$2` is
-/// bound in the same format (see [`expiry_text`]).
+/// bound in the same format (see `expiry_text`).
 pub const READ_SESSION: &str =
     "SELECT s.data, u.id AS owner_id, u.username, u.password_hash, u.session_stamp \
      FROM tower_sessions s LEFT JOIN users u ON u.id = s.user_id \
@@ -54,10 +54,15 @@ pub const READ_SESSION: &str =
 /// A session row and, when someone is signed in to it, its owner's row.
 #[derive(Debug, sqlx::FromRow)]
 pub struct SessionWithOwner {
+    /// The session's data (MessagePack).
     pub data: Vec<u8>,
+    /// The signed-in user's id.
     pub owner_id: Option<i64>,
+    /// The signed-in user's name.
     pub username: Option<String>,
+    /// The signed-in user's password hash.
     pub password_hash: Option<String>,
+    /// The signed-in user's session stamp.
     pub session_stamp: Option<String>,
 }
 

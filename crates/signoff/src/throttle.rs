@@ -26,6 +26,7 @@ use super::client_addr::counting_key;
 use crate::{db::Database, error::AppError, now_ms, on_db};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Limits on failed sign-ins and on registrations.
 pub struct ThrottleSettings {
     /// Failures allowed per bucket within `window` (`LOGIN_MAX_FAILURES`).
     pub max_failures: u32,
@@ -52,7 +53,9 @@ impl Default for ThrottleSettings {
 /// A counter and its limit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bucket {
+    /// What is counted (an account, an address, or the pair).
     pub key: String,
+    /// Failures allowed per window.
     pub limit: u32,
 }
 

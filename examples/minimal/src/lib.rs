@@ -117,10 +117,10 @@ mod server {
             .leptos_routes_with_context(&state, generate_route_list(super::App), provide.clone(), {
                 move || super::shell(leptos_options.clone())
             })
-            .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
-                provide,
-                super::shell,
-            ));
+            .fallback(leptos_axum::file_and_error_handler_with_context::<
+                AppState,
+                _,
+            >(provide, super::shell));
         signoff_leptos::ssr::router(pages, Router::new(), &signoff).with_state(state)
     }
 }

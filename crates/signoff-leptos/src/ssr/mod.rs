@@ -42,6 +42,7 @@ pub fn session_settings() -> Result<SessionSettings, AppError> {
     signoff().map(|state| state.sessions)
 }
 
+/// The client of this request, as Signoff records it (address behind trusted proxies, agent).
 pub fn request_meta() -> RequestMeta {
     let Some(parts) = use_context::<http::request::Parts>() else {
         return RequestMeta::default();

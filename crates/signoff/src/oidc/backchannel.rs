@@ -79,6 +79,7 @@ impl IntoResponse for Refusal {
     }
 }
 
+/// `POST /api/oidc/<id>/backchannel-logout`: the provider's logout call (OpenID Connect Back-Channel Logout 1.0). 200 when the token is valid, whatever it ended; 400 with an error body otherwise.
 pub async fn logout(
     State(state): State<Signoff>,
     Path(id): Path<String>,

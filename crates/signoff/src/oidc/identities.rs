@@ -118,12 +118,15 @@ pub async fn create_account(
 /// What linking an identity to a signed-in account came to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Linked {
+    /// The identity is now linked to the account.
     Now,
+    /// It was linked to this account already.
     Already,
     /// The identity belongs to another account: nothing changed.
     ToAnother,
 }
 
+/// Links the identity (`issuer`, `subject`) to `user_id`, unless it belongs to another account.
 pub async fn link(
     db: &Database,
     provider: &str,
@@ -180,7 +183,9 @@ pub async fn ways_in(db: &Database, user_id: i64) -> Result<(Vec<String>, bool),
 /// What unlinking came to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Unlinked {
+    /// The identity was unlinked.
     Done,
+    /// No such identity is linked to the account.
     NotLinked,
     /// It is the account's last way in (no password, no other provider): nothing changed.
     LastWayIn,

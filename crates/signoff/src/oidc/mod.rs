@@ -39,7 +39,9 @@ pub struct ProviderSettings {
     pub name: String,
     /// Exactly as the provider states it in its discovery document and tokens.
     pub issuer: String,
+    /// The client id registered at the provider.
     pub client_id: String,
+    /// The client secret registered at the provider (never logged).
     pub client_secret: String,
     /// Always includes `openid`.
     pub scopes: Vec<String>,
@@ -61,17 +63,25 @@ impl std::fmt::Debug for ProviderSettings {
 /// The parts of a discovery document Signoff uses (OpenID Connect Discovery 1.0 §3).
 #[derive(Clone, Debug, Deserialize)]
 pub struct Metadata {
+    /// The issuer identifier; must equal the configured one.
     pub issuer: String,
+    /// Where people are sent to sign in.
     pub authorization_endpoint: String,
+    /// Where the code is exchanged for tokens.
     pub token_endpoint: String,
+    /// The provider's signing keys.
     pub jwks_uri: String,
     #[serde(default)]
+    /// RP-initiated logout ("Sign out of NAME too"), if offered.
     pub end_session_endpoint: Option<String>,
     #[serde(default)]
+    /// The UserInfo endpoint, if offered.
     pub userinfo_endpoint: Option<String>,
     #[serde(default)]
+    /// How clients may authenticate at the token endpoint.
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
     #[serde(default)]
+    /// Whether the provider sends `iss` with the code (RFC 9207).
     pub authorization_response_iss_parameter_supported: bool,
 }
 
@@ -79,8 +89,15 @@ pub struct Metadata {
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     #[error("request to {url} failed: {detail}")]
-    Http { url: String, detail: String },
+    /// A request to the provider failed.
+    Http {
+        /// The endpoint.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
     #[error("{0}")]
+    /// The provider answered something unusable.
     Invalid(String),
 }
 
@@ -132,14 +149,17 @@ impl Providers {
         ))
     }
 
+    /// The provider with this id.
     pub fn get(&self, id: &str) -> Option<&Provider> {
         self.0.iter().find(|provider| provider.settings.id == id)
     }
 
+    /// Whether single sign-on is configured at all.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// Every configured provider, in the configured order.
     pub fn iter(&self) -> impl Iterator<Item = &Provider> {
         self.0.iter()
     }
@@ -357,7 +377,9 @@ fn usable<T>(state: &CacheState<T>, max_age: Duration) -> Option<Arc<T>> {
 }
 
 #[derive(Debug)]
+/// One configured provider, with its discovery and keys cached.
 pub struct Provider {
+    /// Its configuration.
     pub settings: ProviderSettings,
     /// Where the provider sends the browser back (`/api/oidc/<id>/callback`); register it there.
     pub redirect_uri: String,
@@ -369,6 +391,7 @@ pub struct Provider {
 }
 
 impl Provider {
+    /// What the browser is told of it (id and name).
     pub fn info(&self) -> ProviderInfo {
         ProviderInfo {
             id: self.settings.id.clone(),
@@ -572,8 +595,10 @@ impl Provider {
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error(transparent)]
+    /// The token itself was refused.
     Token(#[from] token::TokenError),
     #[error(transparent)]
+    /// The provider's keys could not be had.
     Provider(#[from] ProviderError),
 }
 
@@ -633,8 +658,11 @@ pub fn is_loopback_http(url: &str) -> bool {
 /// back-channel logout) and the ID token (the `id_token_hint` of "Sign out of NAME too").
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SessionProvider {
+    /// The provider's id.
     pub provider: String,
+    /// The provider's session id, if it sent one.
     pub sid: Option<String>,
+    /// The ID token, for `id_token_hint`.
     pub id_token: String,
 }
 

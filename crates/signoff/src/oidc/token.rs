@@ -24,32 +24,46 @@ pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("the token is not a well-formed signed JWT")]
+    /// The token is not a well-formed signed JWT.
     Malformed,
     #[error("the token's algorithm {0:?} is not accepted")]
+    /// The token's algorithm … is not accepted.
     Algorithm(String),
     #[error("the token is signed with a key the provider does not publish")]
+    /// The token is signed with a key the provider does not publish.
     UnknownKey,
     #[error("the token's signature does not verify")]
+    /// The token's signature does not verify.
     Signature,
     #[error("the token's `typ` is {0:?}, expected \"logout+jwt\"")]
+    /// The token's `typ` is …, expected "logout+jwt".
     Type(String),
     #[error("the token's issuer is not this provider")]
+    /// The token's issuer is not this provider.
     Issuer,
     #[error("the token is not addressed to this client")]
+    /// The token is not addressed to this client.
     Audience,
     #[error("the token has expired")]
+    /// The token has expired.
     Expired,
     #[error("the token was issued in the future or too long ago")]
+    /// The token was issued in the future or too long ago.
     IssuedAt,
     #[error("the token's nonce does not match this sign-in")]
+    /// The token's nonce does not match this sign-in.
     Nonce,
     #[error("the token lacks the claim `{0}`")]
+    /// The token lacks the claim `…`.
     Missing(&'static str),
     #[error("a logout token must not contain a nonce")]
+    /// A logout token must not contain a nonce.
     HasNonce,
     #[error("the token's `events` claim is not a back-channel logout event")]
+    /// The token's `events` claim is not a back-channel logout event.
     Events,
     #[error("a logout token must name a `sub` or a `sid`")]
+    /// A logout token must name a `sub` or a `sid`.
     NoSubject,
 }
 
@@ -129,11 +143,15 @@ pub fn verify(token: &str, keys: &JwkSet) -> Result<(Header, Map<String, Value>)
 /// What Signoff takes from a valid ID token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdClaims {
+    /// The `sub` claim: the account at the provider.
     pub subject: String,
     /// The provider's session id, if it sends one (needed to match a back-channel logout by `sid`).
     pub sid: Option<String>,
+    /// The `preferred_username` claim, if any.
     pub preferred_username: Option<String>,
+    /// The `email` claim, if any.
     pub email: Option<String>,
+    /// The `name` claim, if any.
     pub name: Option<String>,
 }
 
@@ -192,8 +210,11 @@ pub fn check_id_token(
 /// What a valid logout token names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogoutClaims {
+    /// The `sub` claim, if any.
     pub subject: Option<String>,
+    /// The `sid` claim, if any.
     pub sid: Option<String>,
+    /// The token's id, remembered so that it is used once.
     pub jti: String,
     /// Until when the token could be accepted (Unix seconds): how long its `jti` is remembered.
     pub usable_until: i64,
