@@ -1,19 +1,10 @@
-//! Signoff's Leptos app: the HTML shell, the root component, and the account feature.
-//! Server-only modules are compiled with the `ssr` feature and never reach the wasm bundle.
-
-/// Signoff for Leptos: the server functions, the page state and the components, at the path the
-/// app used before the split.
-pub use signoff_leptos as auth;
-pub use signoff_leptos::landing;
-/// The error every endpoint answers with, and its codes (shared with the browser).
-pub use signoff_types::error;
+//! The template's Leptos app, built on Signoff's crates: the HTML shell (with the page's
+//! Content-Security-Policy), the root component, and the app's state. Accounts are
+//! `signoff_leptos`'s; server-only code is compiled with the `ssr` feature and never reaches the
+//! wasm bundle.
 
 #[cfg(feature = "ssr")]
 pub mod state;
-
-/// The core, at the paths the app used before the split (the server and its tests use them).
-#[cfg(feature = "ssr")]
-pub use signoff::{cookies, db, maintenance, now_ms, on_db, session, session_read};
 
 use leptos::prelude::*;
 
@@ -99,7 +90,7 @@ pub fn App() -> impl IntoView {
                 <h1>"Signoff"</h1>
                 <p class="tagline">"Session authentication with logout done right."</p>
             </header>
-            <auth::ui::AccountPanel />
+            <signoff_leptos::ui::AccountPanel />
         </main>
     }
 }

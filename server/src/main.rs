@@ -49,14 +49,14 @@ async fn main() -> ExitCode {
 /// `server unlock-account NAME`: after `LOGIN_ACCOUNT_LOCK` consecutive failed sign-ins an account
 /// accepts sign-ins only from clients it knows; this reopens it to every client.
 async fn unlock_account(settings: &Settings, username: &str) -> ExitCode {
-    let db = match signoff::Signoff::open_database(&settings.signoff()).await {
+    let db = match signoff::Signoff::open_database(&settings.signoff).await {
         Ok(db) => db,
         Err(error) => {
             eprintln!("signoff: could not open the database: {error}");
             return ExitCode::FAILURE;
         }
     };
-    match app::auth::ssr::backend::unlock_account(&db, username).await {
+    match signoff::backend::unlock_account(&db, username).await {
         Ok(true) => {
             println!("signoff: {username} is unlocked");
             ExitCode::SUCCESS

@@ -13,7 +13,6 @@ use std::{
     time::Duration,
 };
 
-use app::auth::ssr::client_addr::{counting_key, is_trusted_proxy, Cidr};
 use axum::{
     body::Body,
     extract::{ConnectInfo, Request},
@@ -25,6 +24,7 @@ use hyper_util::{
     server::{conn::auto::Builder, graceful::GracefulConnection},
     service::TowerToHyperService,
 };
+use signoff::client_addr::{counting_key, is_trusted_proxy, Cidr};
 use tokio::{
     net::TcpListener,
     sync::{watch, Semaphore},
@@ -42,8 +42,8 @@ const H2_PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// otherwise let a client that never answers keep it.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-/// `SERVER_MAX_CONNECTIONS`, `SERVER_HEADER_READ_TIMEOUT`, `SERVER_IDLE_TIMEOUT`,
-/// `SERVER_BODY_TIMEOUT`.
+/// `SERVER_MAX_CONNECTIONS`, `SERVER_HEADER_READ_TIMEOUT`, `SERVER_IDLE_TIMEOUT`. (The event
+/// streams' budget and a body's deadline are Signoff's: `signoff::Config`.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServerLimits {
     /// Connections served at once; a further one is answered 503 at once and closed.
@@ -52,18 +52,12 @@ pub struct ServerLimits {
     /// answered 503 at once. Trusted proxies (`TRUSTED_PROXIES`) are not limited: they carry
     /// many clients.
     pub max_connections_per_client: usize,
-    /// Event streams open at once (`EVENT_STREAM_MAX_TOTAL`), a budget of their own inside
-    /// `max_connections`: a quarter of it by default, so that pages held open leave slots for
-    /// ordinary requests.
-    pub max_streams: usize,
     /// How long a client may take to send a request's headers before the connection is closed:
     /// from the moment it is accepted for the first request (the bytes that tell HTTP/1 from
     /// HTTP/2 included), from the first byte of the head for later ones.
     pub header_read_timeout: Duration,
     /// How long a connection with no request in flight stays open (kept-alive HTTP/1, HTTP/2).
     pub idle_timeout: Duration,
-    /// How long a request body may take to arrive (408 after that).
-    pub body_timeout: Duration,
 }
 
 impl ServerLimits {
@@ -72,7 +66,9 @@ impl ServerLimits {
         (max_connections / 8).max(1)
     }
 
-    /// The default budget of event streams: a quarter of the slots.
+    /// The default budget of event streams (`EVENT_STREAM_MAX_TOTAL`, a budget of their own
+    /// inside `max_connections`): a quarter of the slots, so that pages held open leave slots
+    /// for ordinary requests.
     pub fn default_stream_budget(max_connections: usize) -> usize {
         (max_connections / 4).max(1)
     }
@@ -83,10 +79,8 @@ impl Default for ServerLimits {
         Self {
             max_connections: 1024,
             max_connections_per_client: Self::default_share(1024),
-            max_streams: Self::default_stream_budget(1024),
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
-            body_timeout: Duration::from_secs(10),
         }
     }
 }

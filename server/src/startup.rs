@@ -42,7 +42,7 @@ pub struct Application {
 impl Application {
     /// Connects and migrates the database, binds the listener and builds the router.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        crate::serve::ensure_file_limit(&settings.limits, settings.pool.max_connections)?;
+        crate::serve::ensure_file_limit(&settings.limits, settings.signoff.pool.max_connections)?;
         let addr = settings.leptos_options.site_addr;
         let listener = TcpListener::bind(addr)
             .await
@@ -55,7 +55,7 @@ impl Application {
         // The redirect URIs registered at the providers are on SITE_ORIGIN when it is set, else
         // on the address served (loopback; `config` insists on SITE_ORIGIN otherwise).
         let served_at = format!("http://{}", leptos_options.site_addr);
-        let signoff = Signoff::connect(settings.signoff(), &served_at).await?;
+        let signoff = Signoff::connect(settings.signoff, &served_at).await?;
         let state = AppState::new(leptos_options, signoff);
         let router = router(state.clone());
         Ok(Self {
@@ -110,7 +110,7 @@ pub fn router(state: AppState) -> Router {
         vec![],
     )];
     let signoff = Signoff::clone(&state);
-    let provide = app::auth::ssr::provide(&signoff);
+    let provide = signoff_leptos::ssr::provide(&signoff);
     let pages = Router::new()
         .leptos_routes_with_context(&state, routes, provide.clone(), {
             let options = options.clone();
@@ -124,7 +124,7 @@ pub fn router(state: AppState) -> Router {
         &format!("/{}", options.site_pkg_dir),
         ServeDir::new(pkg_dir),
     );
-    app::auth::ssr::router(pages, outside, &signoff)
+    signoff_leptos::ssr::router(pages, outside, &signoff)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

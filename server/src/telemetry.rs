@@ -1,5 +1,5 @@
 //! Logging: `tracing` to stderr, filtered by `RUST_LOG`. Session ids never appear in logs; code
-//! that must refer to a session logs `app::session::tag`, a one-way hash.
+//! that must refer to a session logs `signoff::session::tag`, a one-way hash.
 
 use tracing_subscriber::{fmt, EnvFilter};
 

@@ -3,7 +3,7 @@
 //! ([`state::AuthState`]), the live client that signs every tab out when the session ends
 //! (EventSource and BroadcastChannel), and the components.
 //!
-//! ```ignore
+//! ```
 //! use leptos::prelude::*;
 //!
 //! #[component]

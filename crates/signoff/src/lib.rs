@@ -5,14 +5,41 @@
 //! back-channel logout), and [`lifecycle`]: where every session starts and ends, as plain
 //! functions that return what the HTTP layer must send.
 //!
+//! # Quick start
+//!
+//! Connect (this creates the SQLite file and applies the migrations), mount Signoff around the
+//! routes that use sessions, and run its background work:
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = signoff::Config::from_env()?; // or signoff::Config::default()
+//! let signoff = signoff::Signoff::connect(config, "http://127.0.0.1:3000").await?;
+//! tokio::spawn(signoff.clone().background());
+//!
+//! let pages: Router<signoff::Signoff> = Router::new().route("/", get(|| async { "hello" }));
+//! let app = signoff::router::harden(signoff::router::with_sessions(pages, &signoff), &signoff)
+//!     .with_state(signoff.clone());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(
+//!     listener,
+//!     app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+//! )
+//! .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! A handler signs its request's session out with one call, and sends what it returns:
+//!
 //! ```no_run
 //! # async fn handler(
 //! #     signoff: signoff::Signoff,
 //! #     auth: &mut signoff::AuthSession,
 //! #     meta: &signoff::RequestMeta,
 //! # ) -> Result<(), signoff::AppError> {
-//! // Sign the request's session out: log out, destroy the session row, tell its other pages,
-//! // and get back what the answer must carry (the removal cookie, `Clear-Site-Data`).
+//! // Log out, destroy the session row, tell its other pages, and get back what the answer
+//! // must carry (the removal cookie, `Clear-Site-Data`).
 //! let ended = signoff::lifecycle::sign_out(auth, &signoff, meta).await?;
 //! # let _ = ended; Ok(()) }
 //! ```
@@ -28,6 +55,7 @@ pub mod backend;
 pub mod body_deadline;
 pub mod client_addr;
 pub mod common_passwords;
+pub mod config;
 pub mod cookies;
 pub mod db;
 pub mod guard;
@@ -50,6 +78,7 @@ pub use signoff_types::{error, landing, validate, wire};
 
 pub use backend::{AuthSession, Backend, Credentials, UserRecord};
 pub use client_addr::RequestMeta;
+pub use config::ConfigError;
 pub use error::{AppError, ErrorCode};
 pub use signoff::{Config, ConnectError, Signoff, SignoffInner};
 

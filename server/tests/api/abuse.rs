@@ -691,7 +691,7 @@ async fn the_sweep_forgets_attempts_past_their_window_and_expired_trust() {
             .status(),
         StatusCode::UNAUTHORIZED
     );
-    app::on_db!(&app.db, |pool| {
+    signoff::on_db!(&app.db, |pool| {
         sqlx::query("INSERT INTO trusted_clients (user_id, key_hash, expires_at) SELECT id, 'net:old', 1 FROM users")
             .execute(pool)
             .await
@@ -699,7 +699,7 @@ async fn the_sweep_forgets_attempts_past_their_window_and_expired_trust() {
             .rows_affected()
     });
     let counts = || async {
-        app::on_db!(&app.db, |pool| {
+        signoff::on_db!(&app.db, |pool| {
             sqlx::query_as::<_, (i64, i64)>(
                 "SELECT (SELECT COUNT(*) FROM login_failures), \
                  (SELECT COUNT(*) FROM trusted_clients WHERE key_hash = 'net:old')",

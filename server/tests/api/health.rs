@@ -166,7 +166,7 @@ async fn logs_never_contain_a_session_id() {
 
 /// A signed-in request reads its session and its user in one statement (the session store hands
 /// the user to the auth layer), not one statement each. Counted from sqlx's statement log and
-/// the log of Signoff's own SQLite session read (`app::session_read`).
+/// the log of Signoff's own SQLite session read (`signoff::session_read`).
 #[tokio::test]
 async fn a_signed_in_request_reads_the_database_once() {
     let server =

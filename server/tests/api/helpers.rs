@@ -2,10 +2,10 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use app::db::Database;
 use reqwest::{header, Response, StatusCode};
 use serde_json::Value;
 use server::{config::Settings, startup::Application};
+use signoff::db::Database;
 use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
 
@@ -200,7 +200,7 @@ pub async fn spawn_app_on(test_db: &TestDb, extra: &[(&str, &str)]) -> TestApp {
     })
     .expect("test settings are valid");
 
-    let cookie_name = if settings.sessions.cookie_secure {
+    let cookie_name = if settings.signoff.sessions.cookie_secure {
         SECURE_COOKIE
     } else {
         COOKIE
@@ -367,7 +367,7 @@ impl TestApp {
 
     /// How many rows the session store holds for this cookie value.
     pub async fn session_rows(&self, cookie: &str) -> i64 {
-        app::on_db!(&self.db, |pool| {
+        signoff::on_db!(&self.db, |pool| {
             sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions WHERE id = $1")
                 .bind(cookie)
                 .fetch_one(pool)
@@ -378,7 +378,7 @@ impl TestApp {
 
     /// Every session tag in the audit trail.
     pub async fn audit_tags(&self) -> Vec<String> {
-        let tags: Vec<Option<String>> = app::on_db!(&self.db, |pool| {
+        let tags: Vec<Option<String>> = signoff::on_db!(&self.db, |pool| {
             sqlx::query_scalar("SELECT session_tag FROM audit_events")
                 .fetch_all(pool)
                 .await

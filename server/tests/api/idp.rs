@@ -212,7 +212,7 @@ pub async fn spawn_with(idp: &Idp, db: &TestDb, extra: &[(&str, &str)]) -> TestA
 
 /// The provider and the provider's session id (`sid`) of a session, as the store keeps them.
 pub async fn provider_columns(app: &TestApp, cookie: &str) -> (Option<String>, Option<String>) {
-    app::on_db!(&app.db, |pool| {
+    signoff::on_db!(&app.db, |pool| {
         sqlx::query_as("SELECT oidc_provider, oidc_sid FROM tower_sessions WHERE id = $1")
             .bind(cookie)
             .fetch_one(pool)

@@ -126,7 +126,7 @@ async fn the_expiry_sweep_runs_once_per_period_across_instances() {
         .unwrap());
     // The claim rule itself, on a job of this test's own (the sweepers never touch it): when a
     // period is due and both instances race for it, exactly one wins, and then it is taken.
-    app::on_db!(&a.db, |pool| sqlx::query(
+    signoff::on_db!(&a.db, |pool| sqlx::query(
         "INSERT INTO maintenance (job, last_run_ms) VALUES ('test_job', 0)"
     )
     .execute(pool)
@@ -190,7 +190,7 @@ async fn an_ended_session_is_refused_by_every_later_request_on_every_instance() 
             let response = a.post("/api/logout", &[], Some(&cookie)).await;
             assert_eq!(response.status(), StatusCode::OK);
         } else {
-            app::on_db!(&a.db, |pool| {
+            signoff::on_db!(&a.db, |pool| {
                 sqlx::query("DELETE FROM tower_sessions WHERE id = $1")
                     .bind(&cookie)
                     .execute(pool)

@@ -176,7 +176,7 @@ async fn a_changed_session_stamp_ends_the_session_at_the_next_request() {
     let app = spawn_app().await;
     let cookie = app.register("alice").await;
     assert_eq!(app.me(Some(&cookie)).await.as_deref(), Some("alice"));
-    let updated = app::on_db!(&app.db, |pool| {
+    let updated = signoff::on_db!(&app.db, |pool| {
         sqlx::query("UPDATE users SET session_stamp = 'rotated' WHERE username_key = 'alice'")
             .execute(pool)
             .await
@@ -198,7 +198,7 @@ async fn a_changed_session_stamp_ends_the_session_at_the_next_request() {
 async fn session_rows_never_hold_the_password_hash() {
     let app = spawn_app().await;
     let cookie = app.register("alice").await;
-    let (hash, data): (String, Vec<u8>) = app::on_db!(&app.db, |pool| {
+    let (hash, data): (String, Vec<u8>) = signoff::on_db!(&app.db, |pool| {
         sqlx::query_as(
             "SELECT u.password_hash, s.data FROM users u JOIN tower_sessions s ON s.user_id = u.id",
         )

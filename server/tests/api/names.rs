@@ -72,7 +72,7 @@ async fn names_that_read_the_same_are_refused_and_mixed_alphabets_too() {
         let response = app.register_attempt(fine, PASSWORD).await;
         assert_eq!(response.status(), StatusCode::OK, "{fine:?}");
     }
-    let users: i64 = app::on_db!(&app.db, |pool| {
+    let users: i64 = signoff::on_db!(&app.db, |pool| {
         sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(pool)
             .await
@@ -114,7 +114,7 @@ async fn hundreds_of_spellings_of_one_name_at_once_make_one_account() {
         }
     }
     assert_eq!(created, 1);
-    let users: i64 = app::on_db!(&app.db, |pool| {
+    let users: i64 = signoff::on_db!(&app.db, |pool| {
         sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(pool)
             .await
@@ -161,7 +161,7 @@ async fn an_old_hash_signs_in_and_is_replaced_by_one_of_the_normal_form() {
         .expect("hash")
         .to_string();
     let stored_hash = || async {
-        app::on_db!(&app.db, |pool| {
+        signoff::on_db!(&app.db, |pool| {
             sqlx::query_scalar::<_, String>(
                 "SELECT password_hash FROM users WHERE username_key = 'olga'",
             )
@@ -170,7 +170,7 @@ async fn an_old_hash_signs_in_and_is_replaced_by_one_of_the_normal_form() {
             .expect("the hash")
         })
     };
-    app::on_db!(&app.db, |pool| {
+    signoff::on_db!(&app.db, |pool| {
         sqlx::query("UPDATE users SET password_hash = $1 WHERE username_key = 'olga'")
             .bind(&old)
             .execute(pool)
@@ -221,7 +221,7 @@ async fn accounts_from_before_the_rules_are_adopted_at_the_next_start() {
         first.register(registered).await;
     }
     for (registered, then) in old {
-        app::on_db!(&first.db, |pool| {
+        signoff::on_db!(&first.db, |pool| {
             sqlx::query(
                 "UPDATE users SET username = $1, username_key = $2, name_rules = 0 \
                  WHERE username_key = $3",
@@ -236,7 +236,7 @@ async fn accounts_from_before_the_rules_are_adopted_at_the_next_start() {
         });
     }
     // What the old schema had: no readings.
-    app::on_db!(&first.db, |pool| {
+    signoff::on_db!(&first.db, |pool| {
         sqlx::query("DELETE FROM username_readings")
             .execute(pool)
             .await
@@ -269,7 +269,7 @@ async fn accounts_from_before_the_rules_are_adopted_at_the_next_start() {
     let response = app.register_attempt("paypaI", PASSWORD).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
 
-    let changes: Vec<(String, String, String)> = app::on_db!(&app.db, |pool| {
+    let changes: Vec<(String, String, String)> = signoff::on_db!(&app.db, |pool| {
         sqlx::query_as(
             "SELECT old_username, new_username, reason FROM username_changes ORDER BY user_id",
         )
@@ -286,7 +286,7 @@ async fn accounts_from_before_the_rules_are_adopted_at_the_next_start() {
     );
     assert_eq!(changes[1].0, "ａｌｉｃｅ");
     assert_eq!(changes[1].1, "alice-2");
-    let pending: i64 = app::on_db!(&app.db, |pool| {
+    let pending: i64 = signoff::on_db!(&app.db, |pool| {
         sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE name_rules = 0")
             .fetch_one(pool)
             .await

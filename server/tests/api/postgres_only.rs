@@ -170,7 +170,7 @@ async fn a_listener_that_lost_its_connection_catches_up() {
 
     // End the session behind the server's back (no notification at all), then cut the
     // listener's connection.
-    let app::db::Database::Postgres(pool) = &app.db else {
+    let signoff::db::Database::Postgres(pool) = &app.db else {
         unreachable!("postgres run");
     };
     sqlx::query("DELETE FROM tower_sessions WHERE id = $1")

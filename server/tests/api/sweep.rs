@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use app::session::{SessionSettings, Store};
 use reqwest::StatusCode;
+use signoff::session::{SessionSettings, Store};
 
 use crate::helpers::*;
 
@@ -21,7 +21,7 @@ async fn insert_expired_backlog(app: &TestApp) {
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $2) \
          INSERT INTO tower_sessions (id, data, expiry_date) SELECT 'expired-' || i, x'00', $1 FROM n"
     };
-    let inserted = app::on_db!(&app.db, |pool| {
+    let inserted = signoff::on_db!(&app.db, |pool| {
         sqlx::query(sql)
             .bind(long_ago)
             .bind(BACKLOG)
@@ -74,7 +74,7 @@ async fn a_large_backlog_of_expired_sessions_is_swept_without_being_felt() {
         swept.longest_batch
     );
     assert_eq!(swept.rows, BACKLOG as u64);
-    let left: i64 = app::on_db!(&app.db, |pool| {
+    let left: i64 = signoff::on_db!(&app.db, |pool| {
         sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions WHERE id LIKE 'expired-%'")
             .fetch_one(pool)
             .await
