@@ -10,7 +10,6 @@ use tower_sessions::{
     session::{Id, Record},
     session_store, Expiry, Session, SessionManagerLayer, SessionStore,
 };
-use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 use crate::{
     cookies::AppCookie,
@@ -77,8 +76,9 @@ impl SessionSettings {
     }
 }
 
-/// The session store. Rows are read, deleted and swept by tower-sessions-sqlx-store's
-/// `SqliteStore` / `PostgresStore`; Signoff writes them itself, for two reasons:
+/// The session store: every statement on `tower_sessions` is Signoff's own (create, the
+/// per-request read, save, delete, the sweep). tower-sessions-sqlx-store's stores were used for
+/// the delete until issue 21; Signoff writes rows itself for two reasons:
 ///
 /// * **No resurrection.** The stock `save` is an upsert. A request that was in flight while
 ///   another request destroyed the session (logout, revocation, expiry) would write the row back
@@ -92,11 +92,9 @@ impl SessionSettings {
 pub struct Store(std::sync::Arc<StoreInner>);
 
 /// What a [`Store`] shares between its clones. tower-sessions clones the store with its layer for
-/// every request; one `Arc` makes that one reference count instead of copies of the pools and of
-/// the library store's table name.
+/// every request; one `Arc` makes that one reference count instead of copies of the pools.
 #[derive(Debug)]
 pub struct StoreInner {
-    library: LibraryStore,
     db: Database,
     /// `SESSION_ABSOLUTE_TIMEOUT`: no write stores a signed-in session past its start plus this.
     absolute_timeout: Duration,
@@ -119,13 +117,6 @@ enum Reader {
     Postgres(PgReader),
     /// An in-memory SQLite database exists only inside sqlx's connection: read through it.
     Pool,
-}
-
-/// tower-sessions-sqlx-store's store for the backend in use.
-#[derive(Clone, Debug)]
-enum LibraryStore {
-    Sqlite(SqliteStore),
-    Postgres(PostgresStore),
 }
 
 /// The columns Signoff keeps beside each session's data.
@@ -194,22 +185,7 @@ impl Store {
                 .map_or(Reader::Pool, Reader::Sqlite),
             Database::Postgres(pool) => Reader::Postgres(PgReader::for_pool(pool)),
         };
-        let library = match db {
-            Database::Sqlite(pool) => LibraryStore::Sqlite(SqliteStore::new(pool.clone())),
-            // Our migrations create the table as public.tower_sessions, beside the others; both
-            // names are valid identifiers, so the builders cannot fail.
-            Database::Postgres(pool) => {
-                let store = PostgresStore::new(pool.clone());
-                let store = store
-                    .clone()
-                    .with_schema_name("public")
-                    .and_then(|s| s.with_table_name("tower_sessions"))
-                    .unwrap_or(store);
-                LibraryStore::Postgres(store)
-            }
-        };
         Self(std::sync::Arc::new(StoreInner {
-            library,
             db: db.clone(),
             absolute_timeout: settings.absolute_timeout,
             reader,
@@ -605,11 +581,17 @@ impl SessionStore for Store {
         Ok(Some(record))
     }
 
+    /// Destroys the session's row (`Session::delete`, which `end_session` calls). A row that is
+    /// already gone is no error: the session has ended either way.
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        match &self.library {
-            LibraryStore::Sqlite(store) => store.delete(id).await,
-            LibraryStore::Postgres(store) => store.delete(id).await,
-        }
+        on_db!(&self.db, |pool| {
+            sqlx::query("DELETE FROM tower_sessions WHERE id = $1")
+                .bind(id.to_string())
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+        .map_err(store_error)
     }
 }
 
