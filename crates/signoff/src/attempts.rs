@@ -34,9 +34,9 @@ impl Attempt {
         let ip = meta.ip;
         let account = backend.lock_state(username_key).await?;
         let trusted = match account {
-            Some((user_id, _)) => trust::recognise(&state.db, user_id, device.as_deref(), ip)
-                .await
-                .map_err(unavailable)?,
+            Some((user_id, _)) => {
+                trust::recognise(&state.db, user_id, device.as_deref(), ip).await?
+            }
             None => None,
         };
         let buckets =
@@ -89,16 +89,9 @@ impl Attempt {
         // `begin` already asked whether the account knows this device cookie.
         let known_device = self.trusted.as_deref().is_some_and(trust::is_device_key);
         let device = self.device.as_deref().filter(|_| known_device);
-        let new_token = trust::remember(&state.db, user_id, device, self.ip)
-            .await
-            .map_err(unavailable)?;
+        let new_token = trust::remember(&state.db, user_id, device, self.ip).await?;
         Ok(new_token.and_then(|token| {
             http::HeaderValue::from_str(&trust::device_cookie(&token, secure)).ok()
         }))
     }
-}
-
-fn unavailable(error: sqlx::Error) -> AppError {
-    tracing::error!(%error, "trusted clients store error");
-    AppError::unavailable()
 }

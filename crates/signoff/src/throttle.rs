@@ -200,7 +200,7 @@ pub async fn reserve(
         Ok(true)
     }
     .await);
-    match reserved.map_err(unavailable)? {
+    match reserved? {
         true => Ok(Reservation { attempt }),
         // Filled up between the read and the lock.
         false => Err(AppError::too_many_attempts(
@@ -230,8 +230,7 @@ async fn full_for(
             .bind(i64::from(bucket.limit.saturating_sub(1)))
             .fetch_optional(pool)
             .await
-        })
-        .map_err(unavailable)?;
+        })?;
         if let Some(at) = unlocking {
             wait_ms = Some(wait_ms.unwrap_or(0).max(at + window_ms - now));
         }
@@ -277,9 +276,4 @@ fn like_escape(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
-}
-
-fn unavailable(error: sqlx::Error) -> AppError {
-    tracing::error!(%error, "throttle store error");
-    AppError::unavailable()
 }

@@ -304,10 +304,7 @@ async fn finish(
             if auth.user.as_ref().map(|user| user.id) != Some(user_id) {
                 return Err(AppError::not_signed_in());
             }
-            match identities::link(&state.db, id, issuer, &claims.subject, user_id)
-                .await
-                .map_err(database)?
-            {
+            match identities::link(&state.db, id, issuer, &claims.subject, user_id).await? {
                 identities::Linked::Now => {
                     audit::record_detail(
                         &state.db,
@@ -327,16 +324,12 @@ async fn finish(
             }
         }
         None => {
-            let user = match identities::find_user(&state.db, issuer, &claims.subject)
-                .await
-                .map_err(database)?
-            {
+            let user = match identities::find_user(&state.db, issuer, &claims.subject).await? {
                 Some(user) => user,
                 None => {
                     let stamp = tower_sessions::session::Id::default().to_string();
-                    let user = identities::create_account(&state.db, id, issuer, &claims, &stamp)
-                        .await
-                        .map_err(database)?;
+                    let user =
+                        identities::create_account(&state.db, id, issuer, &claims, &stamp).await?;
                     audit::record_detail(
                         &state.db,
                         audit::Event::AccountCreated,
@@ -422,11 +415,6 @@ fn unreachable_provider(provider: &Provider, error: &dyn std::fmt::Display) -> A
             provider.settings.name
         ),
     )
-}
-
-fn database(error: sqlx::Error) -> AppError {
-    tracing::error!(%error, "database error in single sign-on");
-    AppError::unavailable()
 }
 
 /// Back to the page, with `message` shown in the form `form` (the flash cookie).
