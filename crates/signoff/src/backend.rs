@@ -309,9 +309,10 @@ impl Backend {
         Ok(())
     }
 
-    /// A password that matched a hash from before normalisation: its normal form is hashed and
-    /// stored in place of the old hash (only if that is still the stored one), so the next
-    /// sign-in takes one hash and the old form is gone. The session stamp stays: the password
+    /// A password that matched a hash from before normalisation, or one made with other
+    /// parameters than today's: its normal form is hashed with today's parameters and stored in
+    /// place of the old hash (only if that is still the stored one), so the next sign-in takes
+    /// one hash and the old form is gone. The session stamp stays: the password
     /// did not change. A failure here is logged and the sign-in goes on; the next one retries.
     async fn rehash(&self, user: UserRecord, password: String) -> UserRecord {
         let password_hash = match self.hasher.hash(password).await {
@@ -332,7 +333,10 @@ impl Backend {
         });
         match stored {
             Ok(1) => {
-                tracing::info!(user_id = user.id, "rehashed a password in its normal form");
+                tracing::info!(
+                    user_id = user.id,
+                    "rehashed a password (normal form, current parameters)"
+                );
                 UserRecord {
                     password_hash,
                     ..user
@@ -439,7 +443,9 @@ impl AuthnBackend for Backend {
                 {
                     Match::No => Ok(None),
                     Match::Yes => Ok(Some(user)),
-                    Match::AsTyped => Ok(Some(self.rehash(user, creds.password).await)),
+                    Match::AsTyped | Match::Outdated => {
+                        Ok(Some(self.rehash(user, creds.password).await))
+                    }
                 }
             }
             None => {

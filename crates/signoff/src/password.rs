@@ -4,7 +4,10 @@
 use std::sync::{Arc, Mutex};
 
 use argon2::{
-    password_hash::{self, rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString},
+    password_hash::{
+        self,
+        phc::{Output, ParamsString, PasswordHash, Salt},
+    },
     Algorithm, Argon2, Block, Params, Version,
 };
 use tokio::sync::Semaphore;
@@ -45,6 +48,10 @@ pub enum Match {
     /// Only the password as typed matched: the hash predates normalisation. Store a new hash of
     /// the normal form ([`Hasher::hash`]) now that the password is known.
     AsTyped,
+    /// Its normal form matched a hash made with other parameters than today's (algorithm,
+    /// version, memory, iterations, parallelism or length: a cost raised since). Store a new
+    /// hash now that the password is known.
+    Outdated,
 }
 
 impl Match {
@@ -98,7 +105,7 @@ impl Hasher {
             memories: Arc::new(Mutex::new(Vec::with_capacity(permits))),
             dummy_hash: Arc::from(""),
         };
-        let secret = SaltString::generate(&mut OsRng).to_string();
+        let secret = Salt::generate().to_string();
         hasher.dummy_hash = Arc::from(hasher.hash(secret).await?);
         Ok(hasher)
     }
@@ -129,7 +136,11 @@ impl Hasher {
                 })
             };
             Ok(if matches(&normal) {
-                Match::Yes
+                if is_current(&phc) {
+                    Match::Yes
+                } else {
+                    Match::Outdated
+                }
             } else if as_typed.as_deref().is_some_and(matches) {
                 Match::AsTyped
             } else {
@@ -225,21 +236,36 @@ fn compute(
 /// What `PasswordHasher::hash_password` does, over a reused memory: a new random salt, and the
 /// PHC string of the result.
 fn hash_with(memory: &mut Memory, password: &[u8]) -> password_hash::Result<String> {
-    let salt = SaltString::generate(&mut OsRng);
-    let mut salt_bytes = [0u8; 64];
-    let raw_salt = salt.as_salt().decode_b64(&mut salt_bytes)?;
+    let salt = Salt::generate();
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params());
-    let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
-        Ok(compute(memory, &argon2, password, raw_salt, out)?)
-    })?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    compute(memory, &argon2, password, &salt, &mut out)?;
     Ok(PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
         params: ParamsString::try_from(argon2.params())?,
-        salt: Some(salt.as_salt()),
-        hash: Some(output),
+        salt: Some(salt),
+        hash: Some(Output::new(&out)?),
     }
     .to_string())
+}
+
+/// Whether a stored hash was made with today's algorithm, version and parameters: only then
+/// is it kept after a successful sign-in. Hashes made by the argon2 crate's 0.5 releases with
+/// these parameters are current (the PHC string is the same format).
+fn is_current(phc: &str) -> bool {
+    let Ok(stored) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let current = params();
+    stored.algorithm == Algorithm::Argon2id.ident()
+        && stored.version == Some(Version::V0x13.into())
+        && Params::try_from(&stored).is_ok_and(|params| {
+            params.m_cost() == current.m_cost()
+                && params.t_cost() == current.t_cost()
+                && params.p_cost() == current.p_cost()
+                && params.output_len() == Some(Params::DEFAULT_OUTPUT_LEN)
+        })
 }
 
 /// What `PasswordVerifier::verify_password` does, over a reused memory: recompute with the
@@ -248,8 +274,8 @@ fn hash_with(memory: &mut Memory, password: &[u8]) -> password_hash::Result<Stri
 /// still verify.
 fn verify_with(memory: &mut Memory, password: &[u8], phc: &str) -> password_hash::Result<bool> {
     let stored = PasswordHash::new(phc)?;
-    let (Some(salt), Some(expected)) = (stored.salt, stored.hash) else {
-        return Err(password_hash::Error::PhcStringField);
+    let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else {
+        return Err(password_hash::Error::EncodingInvalid);
     };
     let version = stored
         .version
@@ -257,16 +283,13 @@ fn verify_with(memory: &mut Memory, password: &[u8], phc: &str) -> password_hash
         .transpose()?
         .unwrap_or_default();
     let argon2 = Argon2::new(
-        Algorithm::try_from(stored.algorithm)?,
+        Algorithm::try_from(stored.algorithm.as_str())?,
         version,
         Params::try_from(&stored)?,
     );
-    let mut salt_bytes = [0u8; 64];
-    let raw_salt = salt.decode_b64(&mut salt_bytes)?;
-    let computed = Output::init_with(expected.len(), |out| {
-        Ok(compute(memory, &argon2, password, raw_salt, out)?)
-    })?;
-    Ok(computed == expected)
+    let mut out = vec![0u8; expected.len()];
+    compute(memory, &argon2, password, salt, &mut out)?;
+    Ok(Output::new(&out)? == *expected)
 }
 
 #[cfg(test)]
@@ -326,9 +349,9 @@ mod tests {
         );
 
         // What the hasher stored before: the bytes as typed.
-        let salt = SaltString::generate(&mut OsRng);
+        let salt = Salt::generate();
         let old = Argon2::new(Algorithm::Argon2id, Version::V0x13, params())
-            .hash_password(decomposed.as_bytes(), &salt)
+            .hash_password_with_salt(decomposed.as_bytes(), &salt)
             .unwrap()
             .to_string();
         assert_eq!(
@@ -343,6 +366,32 @@ mod tests {
             hasher.verify("cre\u{300}me".into(), old).await.unwrap(),
             Match::No
         );
+    }
+
+    /// A hash made by the argon2 crate's 0.5 releases (what Signoff stored before 0.6: this one
+    /// was made by argon2 0.5.3 with today's parameters) verifies and is current: no rehash.
+    #[tokio::test]
+    async fn hashes_made_by_argon2_0_5_verify_and_are_kept() {
+        const MADE_BY_0_5: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2l4dGVlbiBieXRlIHNsdA$\
+                                   k81ovk8fkH1PorA/36zCkEKia28tQyMQYijfaS5RQy4";
+        let hasher = Hasher::new().await.unwrap();
+        assert_eq!(
+            hasher
+                .verify("correct horse battery staple".into(), MADE_BY_0_5.into())
+                .await
+                .unwrap(),
+            Match::Yes
+        );
+        assert_eq!(
+            hasher
+                .verify("correct horse battery stapler".into(), MADE_BY_0_5.into())
+                .await
+                .unwrap(),
+            Match::No
+        );
+        assert!(is_current(MADE_BY_0_5));
+        let ours = hasher.hash("anything at all here".into()).await.unwrap();
+        assert!(is_current(&ours));
     }
 
     /// The reused-memory code must agree with the argon2 crate's own `hash_password` and
@@ -368,17 +417,18 @@ mod tests {
             (Algorithm::Argon2i, Version::V0x13),
             (Algorithm::Argon2id, Version::V0x10),
         ] {
-            let salt = SaltString::generate(&mut OsRng);
+            let salt = Salt::generate();
             let theirs = Argon2::new(algorithm, version, cheaper.clone())
-                .hash_password(b"another passphrase", &salt)
+                .hash_password_with_salt(b"another passphrase", &salt)
                 .unwrap()
                 .to_string();
-            assert!(
+            // Other parameters than today's: it matches, and asks to be replaced.
+            assert_eq!(
                 hasher
                     .verify("another passphrase".into(), theirs.clone())
                     .await
-                    .unwrap()
-                    .matched(),
+                    .unwrap(),
+                Match::Outdated,
                 "{theirs}"
             );
             assert!(!hasher

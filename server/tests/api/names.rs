@@ -151,15 +151,12 @@ async fn a_password_typed_decomposed_is_the_same_password() {
 /// composed form works too, and the old hash is gone.
 #[tokio::test]
 async fn an_old_hash_signs_in_and_is_replaced_by_one_of_the_normal_form() {
-    use argon2::{password_hash::SaltString, Argon2, PasswordHasher};
-
     let app = spawn_app().await;
     app.register("olga").await;
-    let salt = SaltString::encode_b64(b"sixteen byte slt").expect("salt");
-    let old = Argon2::default()
-        .hash_password(DECOMPOSED.as_bytes(), &salt)
-        .expect("hash")
-        .to_string();
+    // Made by the argon2 crate 0.5.3 (Signoff's before 0.6), of DECOMPOSED's bytes as typed.
+    let old = "$argon2id$v=19$m=19456,t=2,p=1$c2l4dGVlbiBieXRlIHNsdA$\
+               C50JuJXK69ADqD1lQS9VdtiZYqW7vsmIiwObmbfN4oU"
+        .to_owned();
     let stored_hash = || async {
         signoff::on_db!(&app.db, |pool| {
             sqlx::query_scalar::<_, String>(
@@ -199,6 +196,62 @@ async fn an_old_hash_signs_in_and_is_replaced_by_one_of_the_normal_form() {
         StatusCode::OK
     );
     assert_eq!(stored_hash().await, rehashed, "rehashed once");
+}
+
+/// A hash with today's parameters is kept at sign-in; one made with cheaper parameters (made
+/// by the argon2 crate 0.5.3, as an older Signoff might have stored it) signs its owner in and
+/// is replaced by one with today's.
+#[tokio::test]
+async fn only_hashes_with_other_parameters_are_replaced_at_sign_in() {
+    let app = spawn_app().await;
+    app.register("petra").await;
+    let stored = |name: &'static str| {
+        let db = app.db.clone();
+        async move {
+            signoff::on_db!(&db, |pool| {
+                sqlx::query_scalar::<_, String>(
+                    "SELECT password_hash FROM users WHERE username_key = $1",
+                )
+                .bind(name)
+                .fetch_one(pool)
+                .await
+                .expect("the hash")
+            })
+        }
+    };
+    let current = stored("petra").await;
+    app.login("petra").await;
+    assert_eq!(stored("petra").await, current, "a current hash is kept");
+
+    app.register("quentin").await;
+    let cheaper = "$argon2id$v=19$m=4096,t=3,p=1$c2l4dGVlbiBieXRlIHNsdA$\
+                   j9ehIEOwYmHkj4mvZVf1HoXuT6Zusy5NK0kVg+rRvYc";
+    signoff::on_db!(&app.db, |pool| {
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE username_key = 'quentin'")
+            .bind(cheaper)
+            .execute(pool)
+            .await
+            .expect("store the cheaper hash")
+            .rows_affected()
+    });
+    assert_eq!(
+        app.login_attempt("quentin", "a cheaper hash of old")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let replaced = stored("quentin").await;
+    assert!(
+        replaced.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{replaced}"
+    );
+    assert_eq!(
+        app.login_attempt("quentin", "a cheaper hash of old")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(stored("quentin").await, replaced, "replaced once");
 }
 
 /// Accounts made before these rules, as the schema migration leaves them (`name_rules = 0`,
