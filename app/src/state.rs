@@ -7,16 +7,16 @@ use std::{ops::Deref, sync::Arc};
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 
-use signoff::{session::SessionSettings, Signoff};
+use signoff::Signoff;
 
 /// Cloning is one reference count (see [`Signoff`]).
 #[derive(Clone, Debug)]
 pub struct AppState(Arc<AppStateInner>);
 
 #[derive(Debug)]
-pub struct AppStateInner {
-    pub leptos_options: LeptosOptions,
-    pub signoff: Signoff,
+struct AppStateInner {
+    leptos_options: LeptosOptions,
+    signoff: Signoff,
 }
 
 impl AppState {
@@ -50,11 +50,5 @@ impl FromRef<AppState> for LeptosOptions {
 impl FromRef<AppState> for Signoff {
     fn from_ref(state: &AppState) -> Self {
         state.0.signoff.clone()
-    }
-}
-
-impl FromRef<AppState> for SessionSettings {
-    fn from_ref(state: &AppState) -> Self {
-        state.sessions
     }
 }

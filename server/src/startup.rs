@@ -40,7 +40,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects and migrates the database, binds the listener and builds the router.
+    /// Binds the listener, connects Signoff (the database, its migrations, the adoption of old
+    /// names) and builds the router.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         crate::serve::ensure_file_limit(&settings.limits, settings.signoff.pool.max_connections)?;
         let addr = settings.leptos_options.site_addr;

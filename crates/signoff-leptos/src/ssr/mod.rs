@@ -1,7 +1,8 @@
 //! The Leptos glue of the server side: what a server function reads from its context (the
 //! request's session, Signoff's state, the client's address and device cookie) and writes to its
-//! response. Everything else server-side is the `signoff` core crate, re-exported here at the
-//! paths the app used before the split.
+//! response, and how an app mounts Signoff ([`provide`], [`router`]). Everything else
+//! server-side is the `signoff` core crate; the re-exports below are the parts this crate's server
+//! functions call.
 
 pub use signoff::{
     attempts, audit, backend, client_addr, common_passwords, current_handle, hub, lifecycle, names,
@@ -13,7 +14,7 @@ use std::net::SocketAddr;
 
 use axum::extract::ConnectInfo;
 use leptos::prelude::use_context;
-use signoff::{session::SessionSettings, Signoff};
+use signoff::Signoff;
 
 use crate::error::AppError;
 
@@ -35,11 +36,6 @@ pub fn signoff() -> Result<Signoff, AppError> {
         tracing::error!("Signoff missing from the server function context");
         AppError::internal()
     })
-}
-
-/// The session settings the server was started with.
-pub fn session_settings() -> Result<SessionSettings, AppError> {
-    signoff().map(|state| state.sessions)
 }
 
 /// The client of this request, as Signoff records it (address behind trusted proxies, agent).
