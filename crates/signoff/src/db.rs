@@ -77,7 +77,7 @@ pub enum DatabaseSetupError {
     Connect(sqlx::Error),
     #[error("could not apply database migrations: {0}")]
     /// A migration failed.
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(#[from] sqlx_core::migrate::MigrateError),
 }
 
 impl Database {
@@ -158,10 +158,10 @@ impl Database {
     pub async fn migrate(&self) -> Result<(), DatabaseSetupError> {
         match self {
             Database::Postgres(pool) => {
-                sqlx::migrate!("./migrations/postgres").run(pool).await?;
+                crate::migrations::postgres().await?.run(pool).await?;
             }
             Database::Sqlite(pool) => {
-                let migrator = sqlx::migrate!("./migrations/sqlite");
+                let migrator = crate::migrations::sqlite().await?;
                 retry_at_start_up(
                     "migration raced another instance",
                     || migrator.run(pool),

@@ -62,6 +62,7 @@ pub mod guard;
 pub mod hub;
 pub mod lifecycle;
 pub mod maintenance;
+mod migrations;
 pub mod names;
 pub mod oidc;
 pub mod password;

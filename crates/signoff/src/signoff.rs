@@ -76,6 +76,9 @@ pub enum ConnectError {
     /// Password hashing could not be prepared.
     #[error("could not prepare password hashing: {0}")]
     Hasher(AppError),
+    /// TLS for the identity providers could not be set up.
+    #[error(transparent)]
+    Tls(#[from] crate::oidc::TlsSetupError),
 }
 
 /// Signoff's run-time state. Cloning is one reference count: axum clones the state for every
@@ -102,7 +105,7 @@ impl Signoff {
             .clone()
             .unwrap_or_else(|| served_at.trim_end_matches('/').to_owned());
         Ok(Self::new(SignoffInner {
-            oidc: Providers::new(config.oidc, &origin),
+            oidc: Providers::new(config.oidc, &origin)?,
             events: Hub::new(&db, config.stream_lifetime, config.max_streams),
             store: Store::new(&db, &config.sessions),
             backend: Backend::new(db.clone(), hasher),

@@ -98,7 +98,8 @@ impl TestDb {
                      Run scripts/ensure-postgres.sh or point TEST_DATABASE_URL at a server."
                 )
             });
-        sqlx::query(&format!("CREATE DATABASE {name}"))
+        // The name is made by this file (a prefix and a counter), never read from outside.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut admin)
             .await
             .expect("create the test database");
@@ -136,7 +137,9 @@ impl Drop for TestDbInner {
                 use sqlx::Connection;
                 if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
                     let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::query(&drop).execute(&mut admin).await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
+                        .execute(&mut admin)
+                        .await;
                 }
             });
         });

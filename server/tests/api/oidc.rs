@@ -293,7 +293,7 @@ async fn hostile_logout_tokens_are_refused_and_end_nothing() {
         jsonwebtoken::encode(
             &header,
             &claims,
-            &jsonwebtoken::EncodingKey::from_secret(b"test-client-secret-123"),
+            &jsonwebtoken::EncodingKey::from_secret(b"test-client-secret-123").expect("key"),
         )
         .expect("sign")
     }));

@@ -124,17 +124,12 @@ pub struct Providers(Arc<Vec<Provider>>);
 
 impl Providers {
     /// `origin` is the site's public origin, from which the redirect URIs are made.
-    pub fn new(settings: Vec<ProviderSettings>, origin: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(5))
-            // A provider's endpoints answer directly; a redirect is not followed anywhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent("signoff")
-            .build()
-            .unwrap_or_default();
+    /// Fails only if the HTTP client cannot be set up (TLS: the system's trust store cannot be
+    /// read), which is a broken machine, not a setting.
+    pub fn new(settings: Vec<ProviderSettings>, origin: &str) -> Result<Self, TlsSetupError> {
+        let http = http_client()?;
         let origin = origin.trim_end_matches('/');
-        Self(Arc::new(
+        Ok(Self(Arc::new(
             settings
                 .into_iter()
                 .map(|settings| Provider {
@@ -146,7 +141,7 @@ impl Providers {
                     keys: Cache::default(),
                 })
                 .collect(),
-        ))
+        )))
     }
 
     /// The provider with this id.
@@ -623,6 +618,25 @@ async fn read_limited(
     Ok(body)
 }
 
+/// TLS could not be set up for the providers' client.
+#[derive(Debug, thiserror::Error)]
+#[error("could not set up the HTTP client (TLS) for the identity providers: {0}")]
+pub struct TlsSetupError(String);
+
+/// The one HTTP client of every provider: reqwest's rustls (aws-lc-rs) with the system's trust
+/// store (rustls-platform-verifier), so a provider behind a company's own CA works once the CA is
+/// installed on the machine.
+fn http_client() -> Result<reqwest::Client, TlsSetupError> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(5))
+        // A provider's endpoints answer directly; a redirect is not followed anywhere.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent("signoff")
+        .build()
+        .map_err(|error| TlsSetupError(error.to_string()))
+}
+
 fn http_error(url: &str, error: reqwest::Error) -> ProviderError {
     ProviderError::Http {
         url: url.to_owned(),
@@ -691,7 +705,7 @@ pub const SESSION_KEY: &str = "signoff.oidc";
 pub fn random_token(n: usize) -> Result<String, crate::error::AppError> {
     use base64::Engine;
     let mut bytes = vec![0u8; n];
-    getrandom::getrandom(&mut bytes).map_err(|error| {
+    getrandom::fill(&mut bytes).map_err(|error| {
         tracing::error!(%error, "no randomness from the operating system");
         crate::error::AppError::internal()
     })?;
