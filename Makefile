@@ -41,7 +41,8 @@ csr-serve:
 	scripts/ensure-tools.sh csr
 	trunk serve --offline
 
-## Every test: formatting, clippy, unit + integration tests on SQLite and on PostgreSQL (with a
+## Every test: formatting, clippy, the dependencies' advisories, licences, duplicates and sources
+## (cargo-deny, scripts/deny.sh), unit + integration tests on SQLite and on PostgreSQL (with a
 ## real OpenID Provider for single sign-on), Playwright in Chromium on the release builds
 ## (server-rendered; the secure cookie mode on http://localhost; single sign-on with two
 ## instances on PostgreSQL; client-side-rendered for the core flow), the bundle's size budget,
@@ -63,6 +64,7 @@ lint:
 	cargo clippy -p minimal --target wasm32-unknown-unknown --no-default-features --features hydrate -- -D warnings
 	scripts/crate-rules.sh
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p signoff-types -p signoff -p signoff-leptos --features signoff-leptos/ssr
+	scripts/deny.sh
 
 unit: unit-sqlite unit-postgres
 

@@ -4,8 +4,8 @@
 # Usage: scripts/ensure-tools.sh [build|csr|all|bench]   (default: all)
 #   build: what `make run` needs (wasm target, cargo-leptos, wasm-bindgen CLI, wasm-opt from npm)
 #   csr:   build + Trunk, for the client-side-rendered build
-#   all:   csr + Chromium, brotli, Playwright's npm package and the test OpenID Provider
-#          (npm oidc-provider, scripts/idp), for `make test`
+#   all:   csr + cargo-deny, Chromium, brotli, Playwright's npm package and the test OpenID
+#          Provider (npm oidc-provider, scripts/idp), for `make test`
 #   bench: build + wrk and brotli, for `make bench` (bench.py installs the Express peer itself)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,11 @@ case "$what" in
   *) echo "usage: scripts/ensure-tools.sh [build|csr|all|bench]" >&2; exit 2 ;;
 esac
 CARGO_LEPTOS_VERSION=0.3.10
+# Trunk 0.22.0 and 0.22.1 need rustc 1.96.1; this toolchain is 1.95 (the machine's only one).
+# Move to 0.22 with the toolchain.
 TRUNK_VERSION=0.21.14
+# Advisories, licences, duplicate crates and sources (deny.toml, scripts/deny.sh, `make lint`).
+CARGO_DENY_VERSION=0.20.2
 # Must equal the wasm-bindgen crate version pinned with `=` in Cargo.toml (checked below).
 WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' Cargo.toml)
 
@@ -51,6 +55,11 @@ fi
 if [ "$what" != build ] && [ "$what" != bench ] && [ "$(trunk --version 2>/dev/null | awk '{print $2}')" != "$TRUNK_VERSION" ]; then
   log "installing trunk $TRUNK_VERSION (about 6 minutes on 2 cores)"
   cargo install "trunk@$TRUNK_VERSION" --locked
+fi
+
+if [ "$what" = all ] && [ "$(cargo deny --version 2>/dev/null | awk '{print $2}')" != "$CARGO_DENY_VERSION" ]; then
+  log "installing cargo-deny $CARGO_DENY_VERSION (about 6 minutes on 2 cores)"
+  cargo install "cargo-deny@$CARGO_DENY_VERSION" --locked
 fi
 
 # --- wasm-opt (release builds) ------------------------------------------------------------------
