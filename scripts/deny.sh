@@ -50,6 +50,11 @@ rm -rf "$dest/.git"
 )
 echo "advisories: $snapshot, ${age_days} days old; advisories published since are not checked"
 
+# The crates of every target deny.toml names (macOS ones too) must be in cargo's cache for the
+# offline check; a build on Linux fetches only Linux's. The registry is reachable; the database is
+# not.
+cargo fetch --locked --quiet
+
 # --offline: no database fetch and no registry access (cargo-deny 0.20 has no separate flag for
 # the database alone). --locked: the check is of Cargo.lock as committed.
 if [ $# -eq 0 ]; then set -- advisories bans licenses sources; fi
