@@ -104,5 +104,16 @@ if [ "$what" = all ]; then
     log "installing the test OpenID Provider (npm oidc-provider)"
     (cd scripts/idp && npm ci --no-audit --no-fund)
   fi
+  # The SMTP server the mail tests run against (PyPI aiosmtpd, pinned in requirements.txt), in
+  # its own virtual environment; reinstalled when the pins change.
+  smtp=scripts/smtp
+  if [ ! -x "$smtp/.venv/bin/python" ] \
+     || ! cmp -s "$smtp/requirements.txt" "$smtp/.venv/requirements.txt"; then
+    log "installing the test SMTP server (PyPI aiosmtpd)"
+    rm -rf "$smtp/.venv"
+    python3 -m venv "$smtp/.venv"
+    "$smtp/.venv/bin/pip" install -q --disable-pip-version-check -r "$smtp/requirements.txt"
+    cp "$smtp/requirements.txt" "$smtp/.venv/requirements.txt"
+  fi
 fi
 log "tools ready"

@@ -4,10 +4,13 @@
 
 use std::{str::FromStr, time::Duration};
 
+use lettre::message::Mailbox;
+
 use crate::{
     client_addr::Cidr,
     db::{PoolSettings, DEFAULT_DATABASE_URL},
     hub::STREAM_MAX_LIFETIME,
+    mail::{MailSettings, SmtpUrl},
     oidc::{is_loopback_http, ProviderSettings},
     session::SessionSettings,
     throttle::ThrottleSettings,
@@ -32,7 +35,8 @@ const MAX_TIMEOUT_SECS: u64 = 366 * 24 * 60 * 60;
 impl Config {
     /// Reads Signoff's variables from the process environment (the README's Configuration
     /// table): `DATABASE_*`, `SESSION_*`, `COOKIE_SECURE`, `LOGIN_*`, `REGISTER_MAX_PER_WINDOW`,
-    /// `TRUSTED_PROXIES`, `SITE_ORIGIN`, `EVENT_STREAM_*`, `SERVER_BODY_TIMEOUT`, `OIDC_*`.
+    /// `TRUSTED_PROXIES`, `SITE_ORIGIN`, `EVENT_STREAM_*`, `SERVER_BODY_TIMEOUT`, `OIDC_*`,
+    /// `SMTP_URL`, `MAIL_*`.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -127,8 +131,41 @@ impl Config {
             max_streams,
             body_timeout: vars.seconds("SERVER_BODY_TIMEOUT", defaults.body_timeout)?,
             sweep_interval: vars.seconds("SESSION_SWEEP_INTERVAL", defaults.sweep_interval)?,
+            mail: mail(vars)?,
         })
     }
+}
+
+/// `SMTP_URL` (unset: mail goes to the log), `MAIL_FROM` (required with `SMTP_URL`) and
+/// `MAIL_RETRY_MAX_DELAY`.
+fn mail(vars: &Vars<'_>) -> Result<MailSettings, ConfigError> {
+    let defaults = MailSettings::default();
+    let smtp = match vars.get("SMTP_URL") {
+        None => None,
+        Some(url) => {
+            Some(SmtpUrl::parse(url.trim()).map_err(|reason| vars.invalid("SMTP_URL", reason))?)
+        }
+    };
+    let from = match vars.get("MAIL_FROM") {
+        None if smtp.is_some() => {
+            return Err(vars.invalid(
+                "MAIL_FROM",
+                "required with SMTP_URL: the sender, e.g. \"Example <no-reply@example.com>\"",
+            ));
+        }
+        None => defaults.from,
+        Some(from) => Mailbox::from_str(from.trim()).map_err(|error| {
+            vars.invalid(
+                "MAIL_FROM",
+                format!("{error}; e.g. \"Example <no-reply@example.com>\""),
+            )
+        })?,
+    };
+    Ok(MailSettings {
+        smtp,
+        from,
+        retry_max_delay: vars.seconds("MAIL_RETRY_MAX_DELAY", defaults.retry_max_delay)?,
+    })
 }
 
 /// The scopes asked for when `OIDC_<ID>_SCOPES` is not set.

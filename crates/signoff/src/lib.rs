@@ -61,6 +61,7 @@ pub mod db;
 pub mod guard;
 pub mod hub;
 pub mod lifecycle;
+pub mod mail;
 pub mod maintenance;
 mod migrations;
 pub mod names;

@@ -36,6 +36,7 @@ const POSTGRES: &[File] = files!("postgres":
     "20261125000002_abuse.sql",
     "20261201000005_oidc.sql",
     "20261203000006_names.sql",
+    "20261204000007_mail.sql",
 );
 
 /// SQLite's migrations, oldest first.
@@ -46,6 +47,7 @@ const SQLITE: &[File] = files!("sqlite":
     "20261125000004_abuse.sql",
     "20261201000005_oidc.sql",
     "20261203000006_names.sql",
+    "20261204000007_mail.sql",
 );
 
 /// The migrator of PostgreSQL's schema.

@@ -11,6 +11,7 @@ use crate::{
     db::{Database, DatabaseSetupError, PoolSettings, DEFAULT_DATABASE_URL},
     error::AppError,
     hub::{Hub, STREAM_MAX_LIFETIME},
+    mail::{MailSettings, Mailer},
     oidc::{ProviderSettings, Providers},
     password::Hasher,
     session::{SessionSettings, Store},
@@ -44,6 +45,8 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// OpenID Providers for single sign-on; empty: none.
     pub oidc: Vec<ProviderSettings>,
+    /// How mail leaves: SMTP, or the log when no server is set.
+    pub mail: MailSettings,
 }
 
 impl Default for Config {
@@ -60,6 +63,7 @@ impl Default for Config {
             body_timeout: Duration::from_secs(10),
             sweep_interval: Duration::from_secs(60),
             oidc: Vec::new(),
+            mail: MailSettings::default(),
         }
     }
 }
@@ -108,6 +112,7 @@ impl Signoff {
             oidc: Providers::new(config.oidc, &origin)?,
             events: Hub::new(&db, config.stream_lifetime, config.max_streams),
             store: Store::new(&db, &config.sessions),
+            mailer: Mailer::new(db.clone(), &config.mail),
             backend: Backend::new(db.clone(), hasher),
             db,
             sessions: config.sessions,
@@ -139,8 +144,8 @@ impl Signoff {
         Ok(db)
     }
 
-    /// What runs beside the server for as long as it serves: the sweep of expired rows, and on
-    /// PostgreSQL the relay of other instances' ended sessions to this one's streams. Spawn it,
+    /// What runs beside the server for as long as it serves: the sweep of expired rows, the mail
+    /// outbox's worker, and on PostgreSQL the relay of other instances' ended sessions to this one's streams. Spawn it,
     /// and abort it at shutdown after [`Signoff::close`].
     pub async fn background(self) {
         let sweep = crate::maintenance::sweep_expired(
@@ -149,7 +154,8 @@ impl Signoff {
             self.throttle,
         );
         let relay = self.events.clone().relay();
-        tokio::join!(sweep, relay);
+        let mail = self.mailer.clone().run();
+        tokio::join!(sweep, relay, mail);
     }
 
     /// Ends every open event stream, so that a graceful shutdown can finish.
@@ -189,6 +195,8 @@ pub struct SignoffInner {
     pub trusted_proxies: Vec<Cidr>,
     /// The OpenID Providers people may sign in with (`OIDC_PROVIDERS`); empty: none.
     pub oidc: Providers,
+    /// The mail outbox's worker (`SMTP_URL`, `MAIL_FROM`).
+    pub mailer: Mailer,
     /// How long a request body may take to arrive, in all (`guard`: 408 after).
     pub body_timeout: Duration,
     /// How often [`Signoff::background`] sweeps expired rows.

@@ -3,6 +3,7 @@
 
 mod helpers;
 mod idp;
+mod smtp;
 
 mod abuse;
 mod account;
@@ -16,6 +17,7 @@ mod instances;
 mod lifecycle;
 mod login;
 mod logout;
+mod mail;
 mod names;
 mod oidc;
 mod pages;
