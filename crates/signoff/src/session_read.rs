@@ -27,7 +27,7 @@ use std::{
     time::Duration,
 };
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{config::DbConfig, Connection, OpenFlags, OptionalExtension};
 use sqlx::{
     postgres::{PgConnectOptions, PgConnection},
     Connection as _, PgPool,
@@ -158,6 +158,12 @@ impl SqliteReader {
         connection.busy_timeout(BUSY_TIMEOUT)?;
         // Reads served from the mapped file instead of copied in by read(2).
         connection.pragma_update(None, "mmap_size", 64 * 1024 * 1024)?;
+        // The query planner stability guarantee: plan from the SQL alone, never from the bound
+        // values. Without it the SQLite that libsqlite3-sys 0.40 bundles (3.54, built with
+        // STAT4) re-prepares the cached statement whenever a bound value changes, which the
+        // session id and the time do on every request: the read cost seven times as much
+        // (issue 21). Its plan (two primary-key lookups) depends on no value anyway.
+        connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         Ok(connection)
     }
 }
@@ -274,4 +280,46 @@ async fn read(
         .bind(now)
         .fetch_optional(connection)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::StatementStatus;
+
+    /// The cached read is prepared once per connection: new ids and times only rebind it.
+    #[test]
+    fn the_read_is_not_prepared_again_for_new_values() {
+        let dir = std::env::temp_dir().join(format!("signoff-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        let path = dir.join("db.sqlite");
+        let _ = std::fs::remove_file(&path);
+        let writer = Connection::open(&path).expect("database");
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 CREATE TABLE users (id INTEGER PRIMARY KEY, username TEXT NOT NULL,
+                     password_hash TEXT NOT NULL, session_stamp TEXT NOT NULL);
+                 CREATE TABLE tower_sessions (id TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL,
+                     expiry_date TEXT NOT NULL, user_id INTEGER);
+                 CREATE INDEX tower_sessions_expiry ON tower_sessions (expiry_date);
+                 INSERT INTO users VALUES (1, 'ada', 'hash', 'stamp');
+                 INSERT INTO tower_sessions VALUES ('a', x'00', '2999-01-01T00:00:00Z', 1);
+                 INSERT INTO tower_sessions VALUES ('b', x'00', '2999-01-01T00:00:00Z', NULL);",
+            )
+            .expect("schema");
+        let reader = SqliteReader::for_file(&path).expect("a file");
+        let start = time::OffsetDateTime::now_utc();
+        for (step, id) in ["a", "b", "c", "a"].into_iter().enumerate() {
+            let now = start + time::Duration::milliseconds(step as i64);
+            let row = reader.session(id, now).expect("read");
+            assert_eq!(row.is_some(), id != "c", "session {id}");
+        }
+        let connection = reader.checkout().expect("the idle connection");
+        let statement = connection.prepare_cached(READ_SESSION).expect("cached");
+        assert_eq!(statement.get_status(StatementStatus::RePrepare), 0);
+        drop(statement);
+        drop(connection);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
