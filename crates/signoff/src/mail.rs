@@ -382,22 +382,15 @@ impl Mailer {
                 )
             };
         }
-        match &self.0.db {
-            Database::Sqlite(pool) => {
-                sqlx::query_as(claim!(""))
-                    .bind(until)
-                    .bind(now)
-                    .fetch_optional(pool)
-                    .await
-            }
-            Database::Postgres(pool) => {
-                sqlx::query_as(claim!(" FOR UPDATE SKIP LOCKED"))
-                    .bind(until)
-                    .bind(now)
-                    .fetch_optional(pool)
-                    .await
-            }
-        }
+        let statement = match &self.0.db {
+            Database::Sqlite(_) => claim!(""),
+            Database::Postgres(_) => claim!(" FOR UPDATE SKIP LOCKED"),
+        };
+        on_db!(&self.0.db, |pool| sqlx::query_as(statement)
+            .bind(until)
+            .bind(now)
+            .fetch_optional(pool)
+            .await)
     }
 
     /// Sends one claimed mail and records the outcome; `true` if it went.
