@@ -51,9 +51,12 @@ pub async fn land_native_forms(
     else {
         return next.run(request).await;
     };
-    // The single sign-on routes are no server functions: they answer a browser with their own
-    // redirects (to the provider, or back to the page with the flash) already.
-    if endpoint.starts_with("oidc/") {
+    // The single sign-on routes and the mail-link pages' forms (`signoff::pages`) are no server
+    // functions: they answer a browser with their own pages and redirects already.
+    if ["oidc/", "password/", "email/"]
+        .iter()
+        .any(|prefix| endpoint.starts_with(prefix))
+    {
         return next.run(request).await;
     }
     let response = next.run(request).await;
@@ -107,8 +110,5 @@ pub async fn land_native_forms(
 /// A browser navigating with a form asks for HTML; script clients ask for data. (The same test
 /// Leptos uses for its own form redirects.)
 fn is_native_form_post(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"))
+    signoff::pages::wants_html(headers)
 }

@@ -57,7 +57,7 @@ pub async fn list_sign_in_methods() -> Result<SignInMethods, AppError> {
 // The generated argument struct's fields are the parameters documented above.
 #[allow(missing_docs)]
 pub async fn unlink_provider(provider: String) -> Result<(), AppError> {
-    use super::ssr::{audit, oidc::identities, request_meta, require_user};
+    use super::ssr::{audit, notices, oidc::identities, recovery, request_meta, require_user};
 
     let auth = super::ssr::auth_session().await?;
     let user = require_user(&auth)?;
@@ -72,14 +72,20 @@ pub async fn unlink_provider(provider: String) -> Result<(), AppError> {
     match outcome {
         identities::Unlinked::Done => {
             let name = state.oidc.name_of(&provider);
+            let meta = request_meta();
             audit::record_detail(
                 &state.db,
                 audit::Event::ProviderUnlinked,
                 Some(user.id),
                 None,
-                request_meta().ip,
+                meta.ip,
                 Some(&name),
             )
+            .await;
+            let origin = notices::Origin::of(&state.recovery.site, &meta);
+            recovery::notify(&state, user.id, |to, username| {
+                notices::provider_changed(to, username, &name, false, &origin)
+            })
             .await;
             Ok(())
         }

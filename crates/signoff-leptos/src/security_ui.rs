@@ -250,6 +250,8 @@ fn event_label(event: &str, provider: Option<&str>) -> String {
         "session_revoked" => "A session was signed out",
         "logout_everywhere" => "Signed out everywhere",
         "password_changed" => "Password changed",
+        "password_reset" => "Password reset by e-mail",
+        "email_changed" => "E-mail address changed",
         "provider_logout" => "Signed out by your identity provider",
         _ => "Other event",
     }

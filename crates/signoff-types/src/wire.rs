@@ -117,11 +117,13 @@ pub enum EndReason {
     /// The OpenID Provider the session was signed in through ended it (back-channel logout: the
     /// person signed out there, or an administrator ended their access).
     ProviderLogout,
+    /// The password was reset through a mailed link: every session of the account ended.
+    PasswordReset,
 }
 
 impl EndReason {
     /// Every reason, for exhaustive checks.
-    pub const ALL: [EndReason; 8] = [
+    pub const ALL: [EndReason; 9] = [
         EndReason::SignedOut,
         EndReason::Revoked,
         EndReason::SignedOutEverywhere,
@@ -130,6 +132,7 @@ impl EndReason {
         EndReason::Ended,
         EndReason::Replaced,
         EndReason::ProviderLogout,
+        EndReason::PasswordReset,
     ];
 
     /// The reason as the wire spells it (`signed_out`, `revoked`, …).
@@ -143,6 +146,7 @@ impl EndReason {
             EndReason::Ended => "ended",
             EndReason::Replaced => "replaced",
             EndReason::ProviderLogout => "provider_logout",
+            EndReason::PasswordReset => "password_reset",
         }
     }
 
@@ -173,6 +177,9 @@ impl EndReason {
             }
             (EndReason::ProviderLogout, _) => {
                 "You were signed out by your identity provider. Please sign in again."
+            }
+            (EndReason::PasswordReset, _) => {
+                "Your password was reset, so every session was signed out. Please sign in again."
             }
         }
     }

@@ -4,7 +4,10 @@
 
 use std::net::IpAddr;
 
-use super::{backend::Backend, client_addr::RequestMeta, throttle, throttle::Reservation, trust};
+use super::{
+    backend::Backend, client_addr::RequestMeta, notices, recovery, throttle, throttle::Reservation,
+    trust,
+};
 use crate::{error::AppError, signoff::Signoff};
 
 /// An attempt that may now check a secret.
@@ -17,6 +20,7 @@ pub struct Attempt {
     trusted: Option<String>,
     device: Option<String>,
     ip: Option<IpAddr>,
+    user_agent: Option<String>,
 }
 
 impl Attempt {
@@ -58,6 +62,7 @@ impl Attempt {
             trusted,
             device,
             ip,
+            user_agent: meta.user_agent.clone(),
         })
     }
 
@@ -90,6 +95,19 @@ impl Attempt {
         let known_device = self.trusted.as_deref().is_some_and(trust::is_device_key);
         let device = self.device.as_deref().filter(|_| known_device);
         let new_token = trust::remember(&state.db, user_id, device, self.ip).await?;
+        // Neither its device cookie nor its network was known: a browser the account has not
+        // seen before. The owner hears of it (OWASP: notify of sign-ins from new devices).
+        if new_token.is_some() && self.trusted.is_none() {
+            let meta = RequestMeta {
+                ip: self.ip,
+                user_agent: self.user_agent.clone(),
+            };
+            let origin = notices::Origin::of(&state.recovery.site, &meta);
+            recovery::notify(state, user_id, |to, username| {
+                notices::new_device(to, username, &origin)
+            })
+            .await;
+        }
         Ok(new_token.and_then(|token| {
             http::HeaderValue::from_str(&trust::device_cookie(&token, secure)).ok()
         }))

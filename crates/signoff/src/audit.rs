@@ -23,6 +23,10 @@ pub enum Event {
     LogoutEverywhere,
     /// The password was changed (every other session ended).
     PasswordChanged,
+    /// The password was reset through a mailed link (every session ended).
+    PasswordReset,
+    /// The account's e-mail address was confirmed (detail: the address, masked).
+    EmailChanged,
     /// A provider identity was linked to the account (detail: the provider's name).
     ProviderLinked,
     /// A provider was unlinked from the account.
@@ -44,6 +48,8 @@ impl Event {
             Event::SessionRevoked => "session_revoked",
             Event::LogoutEverywhere => "logout_everywhere",
             Event::PasswordChanged => "password_changed",
+            Event::PasswordReset => "password_reset",
+            Event::EmailChanged => "email_changed",
             Event::ProviderLinked => "provider_linked",
             Event::ProviderUnlinked => "provider_unlinked",
             Event::ProviderLogout => "provider_logout",

@@ -107,6 +107,20 @@ impl From<AppError> for BackendError {
     }
 }
 
+/// What goes with a new password into [`Backend::commit_password`]'s transaction.
+#[derive(Default)]
+pub struct PasswordCommit<'a> {
+    /// The session that stays signed in (a change from the Security section); `None`: all end.
+    pub keep: Option<&'a str>,
+    /// A reset: the mailed token, used in the same transaction.
+    pub reset_token: Option<&'a str>,
+    /// The notice to the account's address, if it has one (built from the address).
+    pub notice: Option<(&'a lettre::message::Mailbox, &'a Notice<'a>)>,
+}
+
+/// Builds a notice for an address.
+pub type Notice<'a> = dyn Fn(&str) -> crate::mail::Mail + Send + Sync + 'a;
+
 /// The password hash of an account made by a provider sign-in: none. No password verifies
 /// against it (`authenticate` checks for it and hashes a dummy instead, so timing tells nothing).
 pub const NO_PASSWORD: &str = "";
@@ -235,38 +249,58 @@ impl Backend {
         })
     }
 
-    /// Stores a changed password and ends the user's other sessions, in one transaction (the
-    /// session rows go as in `session::Store::delete_for_user`). Returns how many ended.
+    /// Stores a changed password and ends the user's sessions (all but `commit.keep`), in one
+    /// transaction (the session rows go as in `session::Store::delete_for_user`), with what goes
+    /// with it: the reset links still in the mailbox are void, a reset uses its token, and the
+    /// notice is written to the outbox. Returns how many sessions ended, or `None` when the reset
+    /// token cannot be used (unknown, used, expired, or for another account): then nothing
+    /// changed.
     pub async fn commit_password(
         &self,
         updated: &UserRecord,
-        keep: Option<&str>,
-    ) -> Result<u64, AppError> {
+        commit: PasswordCommit<'_>,
+    ) -> Result<Option<u64>, AppError> {
+        use crate::mail_tokens::{self, Purpose};
         let ended = on_db!(&self.db, |pool| async {
             let mut tx = pool.begin().await?;
-            sqlx::query(
+            if let Some(token) = commit.reset_token {
+                let granted = mail_tokens::take((&mut *tx).into(), token, Purpose::Reset).await?;
+                if granted.is_none_or(|granted| granted.user_id != updated.id) {
+                    return Ok(None);
+                }
+            }
+            let address: Option<Option<String>> = sqlx::query_scalar(
                 "UPDATE users SET password_hash = $1, session_stamp = $2, failed_logins = 0 \
-                 WHERE id = $3",
+                 WHERE id = $3 RETURNING email",
             )
             .bind(&updated.password_hash)
             .bind(&updated.session_stamp)
             .bind(updated.id)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
+            mail_tokens::void((&mut *tx).into(), updated.id, Purpose::Reset).await?;
             let ended = sqlx::query(
                 "DELETE FROM tower_sessions WHERE user_id = $1 AND ($2 IS NULL OR handle <> $2)",
             )
             .bind(updated.id)
-            .bind(keep)
+            .bind(commit.keep)
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            if let (Some((from, notice)), Some(Some(address))) = (commit.notice, address) {
+                crate::mail::enqueue((&mut *tx).into(), from, &notice(&address)).await?;
+            }
             tx.commit().await?;
-            Ok::<u64, sqlx::Error>(ended)
+            Ok::<Option<u64>, sqlx::Error>(Some(ended))
         }
         .await)
         .map_err(BackendError::from)?;
         Ok(ended)
+    }
+
+    /// The account with this id, read afresh.
+    pub async fn user(&self, id: i64) -> Result<Option<UserRecord>, AppError> {
+        Ok(self.find_by_id(id).await.map_err(BackendError::from)?)
     }
 
     /// The account a username names, for throttling: its id and its consecutive failures.

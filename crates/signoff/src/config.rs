@@ -77,11 +77,17 @@ impl Config {
         if max_registrations == 0 {
             return Err(vars.invalid("REGISTER_MAX_PER_WINDOW", "must be at least 1"));
         }
+        let max_mail_links: u32 =
+            vars.parsed("MAIL_LINKS_PER_WINDOW", throttle_defaults.max_mail_links)?;
+        if max_mail_links == 0 {
+            return Err(vars.invalid("MAIL_LINKS_PER_WINDOW", "must be at least 1"));
+        }
         let throttle = ThrottleSettings {
             max_failures,
             window: vars.seconds("LOGIN_THROTTLE_WINDOW", throttle_defaults.window)?,
             account_lock,
             max_registrations,
+            max_mail_links,
         };
         let trusted_proxies = match vars.get("TRUSTED_PROXIES") {
             None => Vec::new(),

@@ -9,6 +9,7 @@
 //! | Sign out one session | [`revoke`] | `POST /api/revoke_session` |
 //! | Sign out of the provider too | [`sign_out_of_provider_too`] | `POST /api/logout_provider` |
 //! | A password change ends the others | [`password_changed`] | `POST /api/change_password` |
+//! | A password reset ends them all | [`password_reset`] | `POST /api/password/reset` (`pages.rs`) |
 //! | The provider ends sessions | [`end_provider_sessions`] | `POST /api/oidc/<id>/backchannel-logout` |
 //! | Signing in as someone else replaces the session | [`start_session`] | sign-in, registration, single sign-on |
 //!
@@ -22,7 +23,9 @@ use http::{header, HeaderName, HeaderValue};
 
 use super::{
     audit,
+    backend::PasswordCommit,
     hub::SessionsEnded,
+    notices,
     oidc::{self, SessionProvider},
     AuthSession, RequestMeta, UserRecord,
 };
@@ -315,10 +318,21 @@ pub async fn password_changed(
     meta: &RequestMeta,
 ) -> Result<(), AppError> {
     let keep = super::current_handle(auth);
+    let origin = notices::Origin::of(&state.recovery.site, meta);
+    let notice = |to: &str| notices::password_changed(to, &updated.username, &origin);
     let ended = auth
         .backend
-        .commit_password(updated, keep.as_deref())
-        .await?;
+        .commit_password(
+            updated,
+            PasswordCommit {
+                keep: keep.as_deref(),
+                notice: Some((state.mailer.from(), &notice)),
+                ..PasswordCommit::default()
+            },
+        )
+        .await?
+        .unwrap_or(0);
+    state.mailer.wake();
     state
         .events
         .publish(SessionsEnded::all_but(
@@ -344,6 +358,61 @@ pub async fn password_changed(
     )
     .await;
     Ok(())
+}
+
+/// A password reset through a mailed link (the token and the new password are checked by
+/// `recovery::reset`, which hashed it into `updated`): the new hash and stamp, the token used,
+/// every session of the account deleted and the notice written, in one transaction; then every
+/// open page of the account, on every instance, hears "Your password was reset", and the person
+/// who reset it is signed in on a new session. `None` when the token could not be used (used or
+/// expired meanwhile): nothing changed.
+pub async fn password_reset(
+    auth: &mut AuthSession,
+    state: &Signoff,
+    updated: &UserRecord,
+    token: &str,
+    meta: &RequestMeta,
+) -> Result<Option<()>, AppError> {
+    let origin = notices::Origin::of(&state.recovery.site, meta);
+    let notice = |to: &str| notices::password_reset(to, &updated.username, &origin);
+    let Some(ended) = auth
+        .backend
+        .commit_password(
+            updated,
+            PasswordCommit {
+                keep: None,
+                reset_token: Some(token),
+                notice: Some((state.mailer.from(), &notice)),
+            },
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    state.mailer.wake();
+    state
+        .events
+        .publish(SessionsEnded::all_but(
+            updated.id,
+            None,
+            EndReason::PasswordReset,
+        ))
+        .await;
+    tracing::info!(
+        user_id = updated.id,
+        sessions_ended = ended,
+        "password reset"
+    );
+    audit::record(
+        &state.db,
+        audit::Event::PasswordReset,
+        Some(updated.id),
+        None,
+        meta.ip,
+    )
+    .await;
+    start_session(auth, updated, state, meta, None).await?;
+    Ok(Some(()))
 }
 
 /// What a back-channel logout ended.

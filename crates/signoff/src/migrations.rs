@@ -37,6 +37,7 @@ const POSTGRES: &[File] = files!("postgres":
     "20261201000005_oidc.sql",
     "20261203000006_names.sql",
     "20261204000007_mail.sql",
+    "20261204000008_recovery.sql",
 );
 
 /// SQLite's migrations, oldest first.
@@ -48,6 +49,7 @@ const SQLITE: &[File] = files!("sqlite":
     "20261201000005_oidc.sql",
     "20261203000006_names.sql",
     "20261204000007_mail.sql",
+    "20261204000008_recovery.sql",
 );
 
 /// The migrator of PostgreSQL's schema.

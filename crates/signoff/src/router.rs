@@ -23,7 +23,7 @@ use tower::{layer::layer_fn, ServiceBuilder};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
-    backend::prefetched, body_deadline, error::AppError, guard, oidc, session, stream,
+    backend::prefetched, body_deadline, error::AppError, guard, oidc, pages, session, stream,
     wire::EVENTS_PATH, Signoff,
 };
 
@@ -74,6 +74,16 @@ where
         )
         .route("/api/oidc/{provider}/link", post(oidc::flow::start_link))
         .route("/api/oidc/{provider}/callback", get(oidc::flow::callback))
+        // "Forgot your password?", the links mailed for a reset or a new address, and the
+        // account's address: plain pages and their forms (`pages`).
+        .route("/forgot", get(pages::forgot_page))
+        .route("/api/password/forgot", post(pages::forgot_post))
+        .route("/reset", get(pages::reset_page))
+        .route("/api/password/reset", post(pages::reset_post))
+        .route("/account/email", get(pages::email_page))
+        .route("/api/email/change", post(pages::email_post))
+        .route("/verify-email", get(pages::verify_page))
+        .route("/api/email/verify", post(pages::verify_post))
         .layer(stack)
 }
 

@@ -707,6 +707,11 @@ pub async fn mark_started(
     Ok(())
 }
 
+/// When the session was signed in (Unix seconds), if it is signed in.
+pub async fn started_at(session: &Session) -> Result<Option<i64>, tower_sessions::session::Error> {
+    session.get::<i64>(STARTED_AT).await
+}
+
 /// Middleware, before the session layer: a request carrying the session cookie more than once
 /// has no session. Browsers send every cookie whose domain and path match, so two of them mean
 /// one was planted (from a sibling subdomain, or by a script on another path); which one is

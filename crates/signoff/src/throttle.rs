@@ -37,6 +37,10 @@ pub struct ThrottleSettings {
     pub account_lock: u32,
     /// Registrations allowed per client address within `window` (`REGISTER_MAX_PER_WINDOW`).
     pub max_registrations: u32,
+    /// Mails with a link (a password reset, the confirmation of a new address) per account
+    /// within `window` (`MAIL_LINKS_PER_WINDOW`): what a flood of requests can put in one
+    /// mailbox.
+    pub max_mail_links: u32,
 }
 
 impl Default for ThrottleSettings {
@@ -46,6 +50,7 @@ impl Default for ThrottleSettings {
             window: Duration::from_secs(180),
             account_lock: 100,
             max_registrations: 10,
+            max_mail_links: 3,
         }
     }
 }
@@ -99,6 +104,27 @@ pub fn register_buckets(settings: &ThrottleSettings, ip: Option<IpAddr>) -> Vec<
     })
     .into_iter()
     .collect()
+}
+
+/// The bucket a "Forgot your password?" request counts against: its client address, with the
+/// sign-in limit. Every request counts: the answer is the same for every name, so a full bucket
+/// (429) says nothing about accounts.
+pub fn forgot_buckets(settings: &ThrottleSettings, ip: Option<IpAddr>) -> Vec<Bucket> {
+    ip.map(|ip| Bucket {
+        key: format!("forgot:{}", counting_key(ip)),
+        limit: settings.max_failures,
+    })
+    .into_iter()
+    .collect()
+}
+
+/// The bucket of the mails with a link that account `user_id` is sent (`purpose`: `reset` or
+/// `verify`). A full one means the mail is not sent; a reset request is answered the same.
+pub fn mail_link_bucket(settings: &ThrottleSettings, purpose: &str, user_id: i64) -> Vec<Bucket> {
+    vec![Bucket {
+        key: format!("mail:{purpose}:{user_id}"),
+        limit: settings.max_mail_links,
+    }]
 }
 
 /// The buckets a single sign-on code exchange is counted in until it succeeds: the browser's

@@ -23,6 +23,7 @@ mod oidc;
 mod pages;
 mod postgres_only;
 mod proxy;
+mod recovery;
 mod register;
 mod restart;
 mod soak;

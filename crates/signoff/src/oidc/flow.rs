@@ -315,6 +315,11 @@ async fn finish(
                         Some(name),
                     )
                     .await;
+                    let origin = crate::notices::Origin::of(&state.recovery.site, &meta);
+                    crate::recovery::notify(state, user_id, |to, username| {
+                        crate::notices::provider_changed(to, username, name, true, &origin)
+                    })
+                    .await;
                     Ok(())
                 }
                 identities::Linked::Already => Ok(()),
