@@ -95,10 +95,12 @@ soak:
 	exit $$status
 
 ## Playwright against the release build (what users deploy) on a fresh SQLite file: cargo-leptos
-## builds it, serves it and runs the suite. The debug build is covered by `watch-smoke`.
+## builds it, serves it and runs the suite, with the test SMTP server beside it (the password
+## reset specs read what it received). The debug build is covered by `watch-smoke`.
 e2e:
 	rm -rf "$(E2E_DIR)" && mkdir -p "$(E2E_DIR)"
-	DATABASE_URL="sqlite://$(E2E_DIR)/signoff.db" RUST_LOG=warn $(E2E_LIMITS) cargo leptos end-to-end --release
+	DATABASE_URL="sqlite://$(E2E_DIR)/signoff.db" RUST_LOG=warn $(E2E_LIMITS) \
+	  scripts/with-smtp.sh "$(E2E_DIR)/mail" cargo leptos end-to-end --release
 
 ## The sign-out flows in Chromium in the production cookie mode (COOKIE_SECURE=true, on
 ## http://localhost), on the release build `make e2e` built: as served, and with Clear-Site-Data

@@ -91,6 +91,14 @@ pub fn SecurityPanel() -> impl IntoView {
 
             <ChangePasswordForm on_changed=refresh />
 
+            // A page of its own (`signoff::pages`), the same with and without JavaScript: the
+            // address is confirmed by a mailed link that opens such pages anyway.
+            <h3 id="email-heading">"E-mail address"</h3>
+            <p>
+                "Password resets and security notices go to your confirmed address. "
+                <a href="/account/email">"Add or change your e-mail address"</a>
+            </p>
+
             <h3 id="activity-heading">"Recent activity"</h3>
             <Transition fallback=|| view! { <p class="loading">"Loading activity…"</p> }>
                 {move || activity.get().map(|result| match result {

@@ -263,6 +263,7 @@ fn CredentialsForm(
                 {move || if pending.get() { pending_label } else { submit }}
             </button>
             {move || error().map(|message| view! { <p class="error" role="alert">{message}</p> })}
+            {(!new_account).then(|| view! { <p class="hint"><a href="/forgot">"Forgot your password?"</a></p> })}
         </form>
     }
 }
