@@ -99,6 +99,9 @@ soak:
 ## reset specs read what it received). The debug build is covered by `watch-smoke`.
 e2e:
 	rm -rf "$(E2E_DIR)" && mkdir -p "$(E2E_DIR)"
+	# Built first: `cargo leptos end-to-end` exits 0 when the build fails (cargo-leptos 0.3.10),
+	# which would pass this target with no test run.
+	cargo leptos build --release
 	DATABASE_URL="sqlite://$(E2E_DIR)/signoff.db" RUST_LOG=warn $(E2E_LIMITS) \
 	  scripts/with-smtp.sh "$(E2E_DIR)/mail" cargo leptos end-to-end --release
 

@@ -46,7 +46,9 @@ pub async fn recent_activity() -> Result<Vec<ActivityEntry>, AppError> {
 
 /// `POST /api/change_password` (`current_password`, `new_password`). A wrong current password is
 /// a 400 and changes nothing (and counts as a failed sign-in for throttling). On success every
-/// other session of the user ends and this one continues under a new id.
+/// other session of the user ends and this one continues under a new id. An account made by a
+/// provider sets its first password here, with `current_password` empty: the proof is then a
+/// recent sign-in or confirmation (`stepup`; 403 `reauthentication_required` otherwise).
 #[server(prefix = "/api", endpoint = "change_password")]
 // The generated argument struct's fields are the parameters documented above.
 #[allow(missing_docs)]
@@ -54,27 +56,65 @@ pub async fn change_password(
     current_password: String,
     new_password: String,
 ) -> Result<(), AppError> {
-    use super::ssr::{attempts::Attempt, request_meta, require_user};
+    use super::ssr::{request_meta, require_user};
 
     let mut auth = super::ssr::auth_session().await?;
     let user = require_user(&auth)?;
     let state = super::ssr::signoff()?;
     let meta = request_meta();
-    let key = super::ssr::names::lookup_key(&user.username);
-    // The same reservation as a sign-in: a stolen session cannot guess the password faster.
-    let device = super::ssr::device_token(&state);
-    let attempt = Attempt::begin(&state, &auth.backend, &key, &meta, device).await?;
-    if !auth
-        .backend
-        .verify_password(&user, &current_password)
-        .await?
-    {
-        let _ = attempt.failed(&auth.backend).await;
-        return Err(AppError::wrong_password());
+    if user.password_hash == super::ssr::backend::NO_PASSWORD {
+        // A first password: there is no current one to give.
+        super::ssr::stepup::require_fresh(&auth, state.sessions.step_up_max_age).await?;
+    } else {
+        verify_current(&auth, &state, &user, &current_password, &meta).await?;
     }
-    super::ssr::set_cookie(attempt.succeeded(&state, &auth.backend, user.id).await?);
 
     let updated = auth.backend.new_password(&user, &new_password).await?;
     super::ssr::lifecycle::password_changed(&mut auth, &state, &updated, &meta).await?;
+    Ok(())
+}
+
+/// The current password, checked with the same reservation as a sign-in (a stolen session cannot
+/// guess it faster). 400 `wrong_password` when it is not.
+#[cfg(feature = "ssr")]
+async fn verify_current(
+    auth: &super::ssr::AuthSession,
+    state: &signoff::Signoff,
+    user: &super::ssr::UserRecord,
+    password: &str,
+    meta: &super::ssr::RequestMeta,
+) -> Result<(), AppError> {
+    use super::ssr::attempts::Attempt;
+    let key = super::ssr::names::lookup_key(&user.username);
+    let device = super::ssr::device_token(state);
+    let attempt = Attempt::begin(state, &auth.backend, &key, meta, device).await?;
+    if !auth.backend.verify_password(user, password).await? {
+        let _ = attempt.failed(&auth.backend).await;
+        return Err(AppError::wrong_password());
+    }
+    super::ssr::set_cookie(attempt.succeeded(state, &auth.backend, user.id).await?);
+    Ok(())
+}
+
+/// `POST /api/confirm_identity` (`password`): "Confirm it's you". The password is checked like a
+/// sign-in's; then, for `STEP_UP_MAX_AGE`, this session may change the ways in (link or unlink a
+/// provider, set a password). An account without a password confirms by signing in again with its
+/// provider instead (400 here).
+#[server(prefix = "/api", endpoint = "confirm_identity")]
+// The generated argument struct's fields are the parameters documented above.
+#[allow(missing_docs)]
+pub async fn confirm_identity(password: String) -> Result<(), AppError> {
+    use super::ssr::{request_meta, require_user};
+
+    let auth = super::ssr::auth_session().await?;
+    let user = require_user(&auth)?;
+    let state = super::ssr::signoff()?;
+    if user.password_hash == super::ssr::backend::NO_PASSWORD {
+        return Err(AppError::invalid_input(
+            "Your account has no password: sign in again with your provider to confirm it's you.",
+        ));
+    }
+    verify_current(&auth, &state, &user, &password, &request_meta()).await?;
+    super::ssr::stepup::proved(&auth.session).await?;
     Ok(())
 }

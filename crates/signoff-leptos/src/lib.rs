@@ -43,7 +43,8 @@ pub mod ssr;
 use leptos::{prelude::*, server_fn::codec::GetUrl};
 
 pub use account::{
-    change_password, list_sessions, recent_activity, ChangePassword, ListSessions, RecentActivity,
+    change_password, confirm_identity, list_sessions, recent_activity, ChangePassword,
+    ConfirmIdentity, ListSessions, RecentActivity,
 };
 pub use login::{login, register, Login, Register};
 pub use logout::{

@@ -63,6 +63,8 @@ pub async fn unlink_provider(provider: String) -> Result<(), AppError> {
     let user = require_user(&auth)?;
     super::validate::plain_parameter("provider", &provider)?;
     let state = super::ssr::signoff()?;
+    // Removing a way in needs a recent proof too: a stolen session must not lock the owner out.
+    super::ssr::stepup::require_fresh(&auth, state.sessions.step_up_max_age).await?;
     let outcome = identities::unlink(&state.db, user.id, &provider)
         .await
         .map_err(|error| {
@@ -82,6 +84,7 @@ pub async fn unlink_provider(provider: String) -> Result<(), AppError> {
                 Some(&name),
             )
             .await;
+            super::ssr::lifecycle::provider_unlinked(&auth, &state, user.id, &provider).await?;
             let origin = notices::Origin::of(&state.recovery.site, &meta);
             recovery::notify(&state, user.id, |to, username| {
                 notices::provider_changed(to, username, &name, false, &origin)

@@ -109,6 +109,10 @@ pub fn SignInMethodsSection() -> impl IntoView {
                 <li>{if methods.has_password { "Password · set" } else { "Password · none" }}</li>
                 {rows}
             </ul>
+            <p class="hint">
+                "Linking and unlinking need a proof that it is you from the last few minutes. "
+                <a href="/confirm">"Confirm it's you"</a>
+            </p>
             {auth.landed_error(&[OIDC_LINK, "unlink_provider"]).map(|message| {
                 view! { <p class="error" role="alert">{message}</p> }
             })}

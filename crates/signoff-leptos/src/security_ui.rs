@@ -12,9 +12,14 @@ use super::{
 use crate::error::{AppError, ErrorCode};
 
 /// The Security section: the account's sessions (each can be ended), "Sign out everywhere",
-/// the password change, the ways to sign in, and recent activity. Reads `AuthState` from context.
+/// the password change (or setting a first one: `no_password`), the ways to sign in, and recent
+/// activity. Reads `AuthState` from context.
 #[component]
-pub fn SecurityPanel() -> impl IntoView {
+pub fn SecurityPanel(
+    /// The account has no password yet (made by a provider): offer to set one.
+    #[prop(optional)]
+    no_password: bool,
+) -> impl IntoView {
     let auth = expect_context::<AuthState>();
     let sessions = Resource::new(|| (), |_| list_sessions());
     let activity = Resource::new(|| (), |_| recent_activity());
@@ -89,7 +94,7 @@ pub fn SecurityPanel() -> impl IntoView {
 
             <super::oidc_ui::SignInMethodsSection />
 
-            <ChangePasswordForm on_changed=refresh />
+            <ChangePasswordForm on_changed=refresh no_password />
 
             // A page of its own (`signoff::pages`), the same with and without JavaScript: the
             // address is confirmed by a mailed link that opens such pages anyway.
@@ -108,6 +113,9 @@ pub fn SecurityPanel() -> impl IntoView {
             </Transition>
         </section>
     }
+    // One type for the whole section: the page's view type stays shallow enough for the
+    // compiler's query depth (a release build of the server overflowed it).
+    .into_any()
 }
 
 #[component]
@@ -159,7 +167,10 @@ fn SessionList(
 }
 
 #[component]
-fn ChangePasswordForm(on_changed: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoView {
+fn ChangePasswordForm(
+    on_changed: impl Fn() + Copy + Send + Sync + 'static,
+    no_password: bool,
+) -> impl IntoView {
     let auth = expect_context::<AuthState>();
     let current = RwSignal::new(String::new());
     let new = RwSignal::new(String::new());
@@ -168,9 +179,11 @@ fn ChangePasswordForm(on_changed: impl Fn() + Copy + Send + Sync + 'static) -> i
         async move {
             let result = change_password(current, new).await;
             if result.is_ok() {
-                auth.notice.set(Some(
-                    "Password changed. Your other sessions were signed out.".into(),
-                ));
+                auth.notice.set(Some(if no_password {
+                    "Password set. You can sign in with it now.".into()
+                } else {
+                    "Password changed. Your other sessions were signed out.".into()
+                }));
                 auth.renewed();
                 on_changed();
             }
@@ -184,11 +197,20 @@ fn ChangePasswordForm(on_changed: impl Fn() + Copy + Send + Sync + 'static) -> i
         current.set(String::new());
         new.set(String::new());
     };
+    let (heading, submit, busy) = if no_password {
+        ("Set a password", "Set password", "Setting password…")
+    } else {
+        ("Change password", "Change password", "Changing password…")
+    };
     view! {
         <form class="stack" aria-labelledby="change-password-heading" on:submit=on_submit novalidate>
-            <h3 id="change-password-heading">"Change password"</h3>
-            <label for="current-password">"Current password"</label>
-            <input id="current-password" type="password" autocomplete="current-password" required bind:value=current />
+            <h3 id="change-password-heading">{heading}</h3>
+            // An account made by a provider has no current password to give: a recent sign-in
+            // is its proof (the server says "Confirm it's you" otherwise).
+            {(!no_password).then(|| view! {
+                <label for="current-password">"Current password"</label>
+                <input id="current-password" type="password" autocomplete="current-password" required bind:value=current />
+            })}
             <label for="new-password">"New password"</label>
             <input
                 id="new-password"
@@ -202,13 +224,19 @@ fn ChangePasswordForm(on_changed: impl Fn() + Copy + Send + Sync + 'static) -> i
                 {format!("At least {} characters. Your other sessions will be signed out.", validate::PASSWORD_MIN_CHARS)}
             </p>
             <button type="submit" class="btn" disabled=pending>
-                {move || if pending.get() { "Changing password…" } else { "Change password" }}
+                {move || if pending.get() { busy } else { submit }}
             </button>
             {move || change.value().get().and_then(Result::err).map(|error| {
-                view! { <p class="error" role="alert">{error.message}</p> }
+                let reauth = error.code == ErrorCode::ReauthenticationRequired;
+                view! {
+                    <p class="error" role="alert">
+                        {error.message} {reauth.then(|| view! { " " <a href="/confirm">"Confirm it's you"</a> })}
+                    </p>
+                }
             })}
         </form>
     }
+    .into_any()
 }
 
 #[component]

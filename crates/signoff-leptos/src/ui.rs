@@ -58,6 +58,7 @@ fn LoadFailed(error: AppError) -> impl IntoView {
 #[component]
 fn SignedIn(user: User) -> impl IntoView {
     let auth = expect_context::<AuthState>();
+    let no_password = user.no_password;
     let sign_out = Action::new(move |_: &()| async move {
         let result = logout().await;
         if result.is_ok() {
@@ -124,7 +125,7 @@ fn SignedIn(user: User) -> impl IntoView {
                     })
             }}
         </section>
-        <super::security_ui::SecurityPanel />
+        <super::security_ui::SecurityPanel no_password />
     }
 }
 

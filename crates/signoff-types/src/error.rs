@@ -27,6 +27,9 @@ pub enum ErrorCode {
     WrongPassword,
     /// A cross-site request to a state-changing endpoint (403).
     CrossSite,
+    /// The change needs a fresh proof of identity first (403): `POST /api/confirm_identity`, or a
+    /// new sign-in, then the same call again.
+    ReauthenticationRequired,
     /// No such thing among the user's own (404).
     NotFound,
     /// The request body is over the limit (413).
@@ -64,6 +67,17 @@ impl AppError {
             message: message.into(),
             retry_after: None,
         }
+    }
+
+    /// The change needs a fresh proof of identity (403): the last one is older than the window.
+    pub fn reauthentication_required(minutes: u64) -> Self {
+        Self::new(
+            ErrorCode::ReauthenticationRequired,
+            format!(
+                "Confirm it's you: changing how you sign in needs your password (or a new \
+                 sign-in) within the last {minutes} minutes."
+            ),
+        )
     }
 
     /// The current password given to confirm a change is wrong (400).
@@ -215,7 +229,7 @@ impl ErrorCode {
             ErrorCode::NotSignedIn | ErrorCode::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ErrorCode::UsernameTaken => StatusCode::CONFLICT,
             ErrorCode::WrongPassword => StatusCode::BAD_REQUEST,
-            ErrorCode::CrossSite => StatusCode::FORBIDDEN,
+            ErrorCode::CrossSite | ErrorCode::ReauthenticationRequired => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,

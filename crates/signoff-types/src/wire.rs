@@ -17,6 +17,10 @@ pub struct User {
     /// if any; the page offers "Sign out of NAME too". Absent from the JSON for a password session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
+    /// The account has no password (made by a provider): the Security section offers "Set a
+    /// password" instead of "Change password". Absent from the JSON when it has one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_password: bool,
 }
 
 /// One of the user's sessions, as `GET /api/sessions` lists it.
@@ -119,11 +123,13 @@ pub enum EndReason {
     ProviderLogout,
     /// The password was reset through a mailed link: every session of the account ended.
     PasswordReset,
+    /// The provider this session was signed in through was unlinked from the account.
+    ProviderUnlinked,
 }
 
 impl EndReason {
     /// Every reason, for exhaustive checks.
-    pub const ALL: [EndReason; 9] = [
+    pub const ALL: [EndReason; 10] = [
         EndReason::SignedOut,
         EndReason::Revoked,
         EndReason::SignedOutEverywhere,
@@ -133,6 +139,7 @@ impl EndReason {
         EndReason::Replaced,
         EndReason::ProviderLogout,
         EndReason::PasswordReset,
+        EndReason::ProviderUnlinked,
     ];
 
     /// The reason as the wire spells it (`signed_out`, `revoked`, …).
@@ -147,6 +154,7 @@ impl EndReason {
             EndReason::Replaced => "replaced",
             EndReason::ProviderLogout => "provider_logout",
             EndReason::PasswordReset => "password_reset",
+            EndReason::ProviderUnlinked => "provider_unlinked",
         }
     }
 
@@ -181,6 +189,9 @@ impl EndReason {
             (EndReason::PasswordReset, _) => {
                 "Your password was reset, so every session was signed out. Please sign in again."
             }
+            (EndReason::ProviderUnlinked, _) => {
+                "Signed out: the provider this session used was unlinked from your account."
+            }
         }
     }
 
@@ -189,6 +200,9 @@ impl EndReason {
         match (self, provider) {
             (EndReason::ProviderLogout, Some(name)) => {
                 format!("You were signed out by {name}. Please sign in again.")
+            }
+            (EndReason::ProviderUnlinked, Some(name)) => {
+                format!("Signed out: {name} was unlinked from your account.")
             }
             _ => self.notice(same_browser).to_owned(),
         }

@@ -39,6 +39,7 @@ impl From<&UserRecord> for User {
             id: record.id,
             username: record.username.clone(),
             provider: None,
+            no_password: record.password_hash == NO_PASSWORD,
         }
     }
 }

@@ -57,6 +57,7 @@ impl Config {
                 defaults.sessions.absolute_timeout,
             )?,
             cookie_secure: vars.boolean("COOKIE_SECURE", defaults.sessions.cookie_secure)?,
+            step_up_max_age: vars.seconds("STEP_UP_MAX_AGE", defaults.sessions.step_up_max_age)?,
         };
 
         let throttle_defaults = defaults.throttle;

@@ -72,6 +72,20 @@ impl SessionsEnded {
         }
     }
 
+    /// A session signed in through provider `name` ended because the provider was unlinked
+    /// from the account by session `caller`.
+    pub fn provider_unlinked(
+        user_id: i64,
+        session: String,
+        caller: Option<String>,
+        name: String,
+    ) -> Self {
+        Self {
+            provider: Some(name),
+            ..Self::one(user_id, session, caller, EndReason::ProviderUnlinked)
+        }
+    }
+
     /// Every session of the user ended except `caller`'s, whose request ended them (signing
     /// out everywhere ends the caller separately; a password change keeps it).
     pub fn all_but(user_id: i64, caller: Option<String>, reason: EndReason) -> Self {

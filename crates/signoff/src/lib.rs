@@ -75,6 +75,7 @@ pub mod router;
 pub mod session;
 pub mod session_read;
 pub mod signoff;
+pub mod stepup;
 pub mod stream;
 pub mod throttle;
 pub mod trust;

@@ -10,6 +10,7 @@
 //! | Sign out of the provider too | [`sign_out_of_provider_too`] | `POST /api/logout_provider` |
 //! | A password change ends the others | [`password_changed`] | `POST /api/change_password` |
 //! | A password reset ends them all | [`password_reset`] | `POST /api/password/reset` (`pages.rs`) |
+//! | Unlinking a provider ends the sessions signed in through it | [`provider_unlinked`] | `POST /api/unlink_provider` |
 //! | The provider ends sessions | [`end_provider_sessions`] | `POST /api/oidc/<id>/backchannel-logout` |
 //! | Signing in as someone else replaces the session | [`start_session`] | sign-in, registration, single sign-on |
 //!
@@ -30,7 +31,7 @@ use super::{
     AuthSession, RequestMeta, UserRecord,
 };
 use crate::wire::EndReason;
-use crate::{error::AppError, session, signoff::Signoff};
+use crate::{error::AppError, session, signoff::Signoff, stepup};
 
 /// Signs `user` in on a session with a new id, and records it. `via`: the provider the person
 /// signed in through (`ssr::oidc::flow`), remembered by the session; `None` for a password.
@@ -58,6 +59,8 @@ pub async fn start_session(
     }
     auth.login(user).await?;
     session::mark_started(&auth.session, &state.sessions, meta.user_agent.as_deref()).await?;
+    // Every sign-in is a proof of identity (`stepup`).
+    stepup::proved(&auth.session).await?;
     // The session keeps its data across the new id: what a previous provider sign-in left in it
     // must not outlive this sign-in.
     let provider_name = via.as_ref().map(|via| state.oidc.name_of(&via.provider));
@@ -344,6 +347,8 @@ pub async fn password_changed(
     auth.session.cycle_id().await?;
     auth.login(updated).await?;
     session::keep_deadline(&auth.session, &state.sessions).await?;
+    // The current password (or, for a first one, a fresh proof) was just given.
+    stepup::proved(&auth.session).await?;
     tracing::info!(
         user_id = updated.id,
         other_sessions_ended = ended,
@@ -413,6 +418,41 @@ pub async fn password_reset(
     .await;
     start_session(auth, updated, state, meta, None).await?;
     Ok(Some(()))
+}
+
+/// A provider was unlinked from `user_id` (by the session in hand): every other session signed
+/// in through it ends, on every instance, and their pages say why. The session that unlinked it
+/// stays (it has just proved who it is). Returns how many ended.
+pub async fn provider_unlinked(
+    auth: &AuthSession,
+    state: &Signoff,
+    user_id: i64,
+    provider: &str,
+) -> Result<usize, AppError> {
+    let keep = super::current_handle(auth);
+    let ended = state
+        .store
+        .delete_signed_in_through(user_id, provider, keep.as_deref())
+        .await?;
+    let name = state.oidc.name_of(provider);
+    for handle in &ended {
+        state
+            .events
+            .publish(SessionsEnded::provider_unlinked(
+                user_id,
+                handle.clone(),
+                keep.clone(),
+                name.clone(),
+            ))
+            .await;
+    }
+    tracing::info!(
+        user_id,
+        provider,
+        sessions = ended.len(),
+        "provider unlinked; its sessions ended"
+    );
+    Ok(ended.len())
 }
 
 /// What a back-channel logout ended.

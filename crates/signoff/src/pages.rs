@@ -428,13 +428,11 @@ async fn email_body(
          <input id=\"current-password\" name=\"current_password\" type=\"password\" \
          autocomplete=\"current-password\" required>"
             .to_owned()
-    } else if recovery::fresh_provider_sign_in(auth).await? {
-        "<p class=\"hint\">You signed in with your provider within the last 10 minutes: that \
-         is your proof of identity.</p>"
-            .to_owned()
+    } else if crate::stepup::is_fresh(auth, state.sessions.step_up_max_age).await? {
+        "<p class=\"hint\">You signed in recently: that is your proof of identity.</p>".to_owned()
     } else {
-        "<p class=\"hint\">Your account has no password: sign out and sign in again with your \
-         provider first (a sign-in within the last 10 minutes is the proof of identity).</p>"
+        "<p class=\"hint\">Your account has no password: <a href=\"/confirm\">confirm it's you</a> \
+         by signing in with your provider again first.</p>"
             .to_owned()
     };
     let error = error
@@ -524,13 +522,8 @@ async fn prove(
     device: Option<String>,
 ) -> Result<(), AppError> {
     if user.password_hash == crate::backend::NO_PASSWORD {
-        if recovery::fresh_provider_sign_in(auth).await? {
-            return Ok(());
-        }
-        return Err(AppError::invalid_input(
-            "Sign in with your provider again first: changing the address needs a sign-in \
-             within the last 10 minutes.",
-        ));
+        // No password to give: a recent sign-in (or confirmation) is the proof.
+        return crate::stepup::require_fresh(auth, state.sessions.step_up_max_age).await;
     }
     let key = crate::names::lookup_key(&user.username);
     let attempt = Attempt::begin(state, &state.backend, &key, meta, device).await?;
@@ -540,7 +533,69 @@ async fn prove(
     }
     // Known already (it is signed in): no new device cookie to set.
     let _ = attempt.succeeded(state, &state.backend, user.id).await?;
+    crate::stepup::proved(&auth.session).await?;
     Ok(())
+}
+
+// ---- "Confirm it's you" ----
+
+/// `GET /confirm`: a fresh proof of identity before changing the ways in (`stepup`): the password
+/// (posted to `POST /api/confirm_identity`), or, for an account without one, signing in again with
+/// a linked provider. Then back to the page, to make the change.
+pub async fn confirm_page(State(state): State<Signoff>, request: Request) -> Response {
+    let Parts { auth, .. } = parts(&state, &request);
+    let auth = match auth {
+        Ok(auth) => auth,
+        Err(error) => return error.into_response(),
+    };
+    let Some(user) = auth.user.clone() else {
+        return page(
+            StatusCode::UNAUTHORIZED,
+            "Sign in first",
+            "<p>Sign in, then open the Security section.</p>",
+        );
+    };
+    let minutes = state.sessions.step_up_max_age.as_secs().div_ceil(60);
+    let intro = format!(
+        "<p>Linking or unlinking a provider, setting a password and changing your e-mail address \
+         need a proof that it is you within the last {minutes} minutes. Using the site does not \
+         count.</p>\n"
+    );
+    if user.password_hash != crate::backend::NO_PASSWORD {
+        return page(
+            StatusCode::OK,
+            "Confirm it's you",
+            &format!(
+                "{intro}<form method=\"post\" action=\"/api/confirm_identity\">\
+                 <input type=\"text\" name=\"username\" value=\"{}\" autocomplete=\"username\" hidden readonly>\
+                 <label for=\"password\">Password</label>\
+                 <input id=\"password\" name=\"password\" type=\"password\" \
+                 autocomplete=\"current-password\" required>\
+                 <button type=\"submit\">Confirm</button></form>",
+                escape(&user.username)
+            ),
+        );
+    }
+    let linked = crate::oidc::identities::ways_in(&state.db, user.id)
+        .await
+        .map(|(providers, _)| providers)
+        .unwrap_or_default();
+    let buttons: String = linked
+        .iter()
+        .map(|id| {
+            format!(
+                "<form method=\"post\" action=\"/api/oidc/{}/start\">\
+                 <button type=\"submit\">Sign in again with {}</button></form>",
+                escape(id),
+                escape(&state.oidc.name_of(id))
+            )
+        })
+        .collect();
+    page(
+        StatusCode::OK,
+        "Confirm it's you",
+        &format!("{intro}<p>Your account has no password: sign in again with your provider.</p>{buttons}"),
+    )
 }
 
 // ---- The confirmation link ----

@@ -10,7 +10,7 @@
 //! account matches, has an address, or was sent too many links already. An address already used by
 //! another account is told so by mail, at that address; the person asking sees the usual answer.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
@@ -22,7 +22,7 @@ use crate::{
     error::AppError,
     mail::{self, check_address, AddressError, Mail},
     mail_tokens::{self, Granted, Purpose},
-    names, notices, now_ms, on_db,
+    names, notices, on_db,
     signoff::Signoff,
     throttle,
 };
@@ -30,9 +30,6 @@ use crate::{
 /// Reset requests looked up at once, per instance. Past this a request is answered 503 (it says
 /// nothing about accounts): a flood of them cannot grow an unbounded pile of tasks.
 const LOOKUPS_IN_FLIGHT: usize = 64;
-/// How recent a provider sign-in must be to count as a fresh proof for an account without a
-/// password.
-pub const FRESH_PROVIDER_SIGN_IN: Duration = Duration::from_secs(10 * 60);
 /// The longest "username or e-mail address" read.
 const IDENTIFIER_MAX_CHARS: usize = mail::MAX_ADDRESS_LEN;
 
@@ -274,18 +271,6 @@ pub async fn addresses(state: &Signoff, user_id: i64) -> Result<Addresses, AppEr
         .await
         .map_err(database)?;
     Ok(Addresses { confirmed, pending })
-}
-
-/// Whether the session in hand holds a fresh proof without a password: it was signed in through
-/// a provider within [`FRESH_PROVIDER_SIGN_IN`].
-pub async fn fresh_provider_sign_in(auth: &crate::AuthSession) -> Result<bool, AppError> {
-    let via = auth
-        .session
-        .get::<crate::oidc::SessionProvider>(crate::oidc::SESSION_KEY)
-        .await?;
-    let started = crate::session::started_at(&auth.session).await?;
-    let fresh_since = now_ms() / 1000 - FRESH_PROVIDER_SIGN_IN.as_secs() as i64;
-    Ok(via.is_some() && started.is_some_and(|started| started >= fresh_since))
 }
 
 /// Sends a confirmation link to `typed` for account `user` (whose fresh proof the caller has

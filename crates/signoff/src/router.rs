@@ -83,6 +83,7 @@ where
         .route("/account/email", get(pages::email_page))
         .route("/api/email/change", post(pages::email_post))
         .route("/verify-email", get(pages::verify_page))
+        .route("/confirm", get(pages::confirm_page))
         .route("/api/email/verify", post(pages::verify_post))
         .layer(stack)
 }

@@ -49,6 +49,9 @@ pub struct SessionSettings {
     pub absolute_timeout: Duration,
     /// Adds `Secure` to the cookie (`COOKIE_SECURE`); required in production behind TLS.
     pub cookie_secure: bool,
+    /// How recent the session's last proof of identity must be for a change of the ways in
+    /// (`STEP_UP_MAX_AGE`; `stepup`).
+    pub step_up_max_age: Duration,
 }
 
 impl Default for SessionSettings {
@@ -57,6 +60,7 @@ impl Default for SessionSettings {
             idle_timeout: Duration::from_secs(30 * 60),
             absolute_timeout: Duration::from_secs(12 * 60 * 60),
             cookie_secure: false,
+            step_up_max_age: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -345,6 +349,28 @@ impl Store {
             }),
         };
         Ok(deleted)
+    }
+
+    /// Deletes the sessions of `user_id` signed in through `provider`, except the one with handle
+    /// `keep`. Returns their handles.
+    pub async fn delete_signed_in_through(
+        &self,
+        user_id: i64,
+        provider: &str,
+        keep: Option<&str>,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let handles: Vec<Option<String>> = on_db!(&self.db, |pool| {
+            sqlx::query_scalar(
+                "DELETE FROM tower_sessions WHERE user_id = $1 AND oidc_provider = $2 \
+                 AND ($3 IS NULL OR handle <> $3) RETURNING handle",
+            )
+            .bind(user_id)
+            .bind(provider)
+            .bind(keep)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(handles.into_iter().flatten().collect())
     }
 
     /// A provider's back-channel logout: records the logout token's `jti` and deletes the
@@ -833,7 +859,7 @@ mod tests {
         let settings = SessionSettings {
             idle_timeout: Duration::from_secs(100),
             absolute_timeout: Duration::from_secs(1000),
-            cookie_secure: false,
+            ..SessionSettings::default()
         };
         let start = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
         assert_eq!(

@@ -27,6 +27,7 @@ mod recovery;
 mod register;
 mod restart;
 mod soak;
+mod stepup;
 mod sweep;
 mod throttle;
 mod wire;

@@ -111,12 +111,16 @@ async fn begin(
         .ok_or_else(|| AppError::not_found("identity provider"))?;
     let link_to = match intent {
         Intent::SignIn => None,
-        Intent::Link => Some(
-            auth.user
+        Intent::Link => {
+            let user_id = auth
+                .user
                 .as_ref()
                 .map(|user| user.id)
-                .ok_or_else(AppError::not_signed_in)?,
-        ),
+                .ok_or_else(AppError::not_signed_in)?;
+            // A new way in: a stolen session alone must not be able to add its thief's.
+            crate::stepup::require_fresh(&auth, state.sessions.step_up_max_age).await?;
+            Some(user_id)
+        }
     };
     let metadata = provider
         .metadata()
