@@ -18,7 +18,13 @@ E2E_LIMITS := REGISTER_MAX_PER_WINDOW=1000
 # (179,228 with, 165,153 without), of which the Security section's "Ways to sign in" (its own
 # resource and server function) is 8,300. The buttons are plain forms and the providers ride on
 # the page's landing data to keep the rest small.
-WASM_BUDGET_BROTLI := 180000
+# Raised from 180,000 for issues 22 and 23 (182,519 measured): "Forgot your password?", the
+# Security section's e-mail link, "Set a password" for accounts without one, the "Confirm it's
+# you" links, and the two new end notices (a reset, an unlinked provider): 3,107 bytes over
+# 179,412. The pages of those flows are server-rendered HTML and add nothing here; wrapping the
+# Security section in `into_any()` (to keep the server's view type shallow) cost 11.7 KB more
+# and was replaced by a recursion limit in the server crate.
+WASM_BUDGET_BROTLI := 183000
 
 .PHONY: run run-release watch csr-serve test tools tools-build lint unit unit-sqlite unit-postgres \
         e2e e2e-secure e2e-oidc bundle-budget e2e-csr watch-smoke screenshots soak bench wasm-size clean

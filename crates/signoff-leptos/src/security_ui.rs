@@ -113,9 +113,6 @@ pub fn SecurityPanel(
             </Transition>
         </section>
     }
-    // One type for the whole section: the page's view type stays shallow enough for the
-    // compiler's query depth (a release build of the server overflowed it).
-    .into_any()
 }
 
 #[component]
@@ -236,7 +233,6 @@ fn ChangePasswordForm(
             })}
         </form>
     }
-    .into_any()
 }
 
 #[component]
