@@ -59,6 +59,7 @@ pub mod config;
 pub mod cookies;
 pub mod db;
 pub mod guard;
+pub mod html;
 pub mod hub;
 pub mod lifecycle;
 pub mod mail;

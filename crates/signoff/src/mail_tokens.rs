@@ -14,6 +14,40 @@ use sha2::{Digest, Sha256};
 
 use crate::{db::Database, mail::Conn, now_ms, on_db};
 
+/// Reset requests looked up at once, per instance. Past this a request is answered 503 (it says
+/// nothing about accounts): a flood of them cannot grow an unbounded pile of tasks.
+const LOOKUPS_IN_FLIGHT: usize = 64;
+
+/// The mailed-link flows' part of [`Signoff`].
+#[derive(Debug)]
+pub struct Recovery {
+    /// The site's origin, for the links in mails (`SITE_ORIGIN`, or where it is served).
+    pub site: String,
+    lookups: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl Recovery {
+    /// The flows of a site served at `site`.
+    pub fn new(site: &str) -> Self {
+        Self {
+            site: site.trim_end_matches('/').to_owned(),
+            lookups: std::sync::Arc::new(tokio::sync::Semaphore::new(LOOKUPS_IN_FLIGHT)),
+        }
+    }
+
+    /// A slot for looking up one reset request, if one is free.
+    pub(crate) fn lookup_permit(
+        &self,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::TryAcquireError> {
+        std::sync::Arc::clone(&self.lookups).try_acquire_owned()
+    }
+
+    /// The link to `path` with `token`.
+    pub(crate) fn link(&self, path: &str, token: &str) -> String {
+        format!("{}{path}?token={token}", self.site)
+    }
+}
+
 /// What a token allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {

@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use crate::{client_addr::RequestMeta, mail::Mail, pages::escape, rfc3339_s};
+use crate::{client_addr::RequestMeta, html::escape, mail::Mail, rfc3339_s};
 
 /// When and from where a change was made, for the notice that reports it.
 #[derive(Clone, Debug)]

@@ -10,10 +10,6 @@
 //! account matches, has an address, or was sent too many links already. An address already used by
 //! another account is told so by mail, at that address; the person asking sees the usual answer.
 
-use std::sync::Arc;
-
-use tokio::sync::Semaphore;
-
 use crate::{
     audit,
     backend::UserRecord,
@@ -27,33 +23,10 @@ use crate::{
     throttle,
 };
 
-/// Reset requests looked up at once, per instance. Past this a request is answered 503 (it says
-/// nothing about accounts): a flood of them cannot grow an unbounded pile of tasks.
-const LOOKUPS_IN_FLIGHT: usize = 64;
+pub use crate::mail_tokens::Recovery;
+
 /// The longest "username or e-mail address" read.
 const IDENTIFIER_MAX_CHARS: usize = mail::MAX_ADDRESS_LEN;
-
-/// The mailed-link flows' part of [`Signoff`].
-#[derive(Debug)]
-pub struct Recovery {
-    /// The site's origin, for the links in mails (`SITE_ORIGIN`, or where it is served).
-    pub site: String,
-    lookups: Arc<Semaphore>,
-}
-
-impl Recovery {
-    /// The flows of a site served at `site`.
-    pub fn new(site: &str) -> Self {
-        Self {
-            site: site.trim_end_matches('/').to_owned(),
-            lookups: Arc::new(Semaphore::new(LOOKUPS_IN_FLIGHT)),
-        }
-    }
-
-    fn link(&self, path: &str, token: &str) -> String {
-        format!("{}{path}?token={token}", self.site)
-    }
-}
 
 impl From<AddressError> for AppError {
     fn from(error: AddressError) -> Self {
@@ -135,7 +108,7 @@ pub async fn forgot(state: &Signoff, typed: &str, meta: &RequestMeta) -> Result<
     let buckets = throttle::forgot_buckets(&state.throttle, meta.ip);
     // Every request counts, whatever it names: the reservation is never taken back.
     let _counted = throttle::reserve(&state.db, &state.throttle, &buckets).await?;
-    let Ok(permit) = Arc::clone(&state.recovery.lookups).try_acquire_owned() else {
+    let Ok(permit) = state.recovery.lookup_permit() else {
         tracing::warn!("too many reset requests being looked up; shedding");
         return Err(AppError::busy());
     };

@@ -110,7 +110,7 @@ impl Signoff {
             .unwrap_or_else(|| served_at.trim_end_matches('/').to_owned());
         Ok(Self::new(SignoffInner {
             oidc: Providers::new(config.oidc, &origin)?,
-            recovery: crate::recovery::Recovery::new(&origin),
+            recovery: crate::mail_tokens::Recovery::new(&origin),
             events: Hub::new(&db, config.stream_lifetime, config.max_streams),
             store: Store::new(&db, &config.sessions),
             mailer: Mailer::new(db.clone(), &config.mail),
@@ -200,7 +200,7 @@ pub struct SignoffInner {
     pub mailer: Mailer,
     /// The mailed-link flows (password reset, address confirmation): the site's origin for the
     /// links, and the bound on reset requests being looked up at once.
-    pub recovery: crate::recovery::Recovery,
+    pub recovery: crate::mail_tokens::Recovery,
     /// How long a request body may take to arrive, in all (`guard`: 408 after).
     pub body_timeout: Duration,
     /// How often [`Signoff::background`] sweeps expired rows.

@@ -440,6 +440,10 @@ async fn a_reset_ends_every_session_tells_their_pages_and_signs_in_anew() {
         "reset to both pages told: {} ms",
         started.elapsed().as_millis()
     );
+    // The rows are gone from the server, not only outdated by the new stamp (read before any
+    // request with those cookies could clean them up).
+    assert_eq!(app.session_rows(&laptop).await, 0);
+    assert_eq!(app.session_rows(&phone).await, 0);
     assert_eq!(app.me(Some(&laptop)).await, None);
     assert_eq!(app.me(Some(&phone)).await, None);
     assert_eq!(app.me(Some(&new_session)).await.as_deref(), Some("ivy"));
