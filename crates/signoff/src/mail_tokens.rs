@@ -18,7 +18,7 @@ use crate::{db::Database, mail::Conn, now_ms, on_db};
 /// nothing about accounts): a flood of them cannot grow an unbounded pile of tasks.
 const LOOKUPS_IN_FLIGHT: usize = 64;
 
-/// The mailed-link flows' part of [`Signoff`].
+/// The mailed-link flows' part of [`Signoff`](crate::Signoff).
 #[derive(Debug)]
 pub struct Recovery {
     /// The site's origin, for the links in mails (`SITE_ORIGIN`, or where it is served).

@@ -3,7 +3,7 @@
 //! 7.5): a stolen session alone must not be enough to link its thief's provider, unlink the
 //! owner's, or set a password, because such a change outlives "Sign out everywhere".
 //!
-//! A session remembers when its holder last proved who they are ([`PROVED_AT`]): a sign-in of any
+//! A session remembers when its holder last proved who they are (`signoff.proved_at` in its data): a sign-in of any
 //! kind (`lifecycle::start_session`), the current password given to a change, or
 //! `POST /api/confirm_identity`. Using the session does not renew it. A change of the ways in
 //! calls [`require_fresh`]: older than `STEP_UP_MAX_AGE` (10 minutes) is 403
