@@ -2,6 +2,10 @@
 //! a members-only server function and sign-out. Everything about accounts is Signoff's: this
 //! file is only the app.
 
+// Signoff's account panel has a deep view type: rendering it on the server computes layouts past
+// the compiler's default query depth of 128 (README, "Use Signoff in your own Leptos app").
+#![recursion_limit = "256"]
+
 use leptos::prelude::*;
 use leptos_router::{
     components::{Route, Router, Routes, A},
