@@ -66,7 +66,7 @@ pub async fn change_password(
         // A first password: there is no current one to give.
         super::ssr::stepup::require_fresh(&auth, state.sessions.step_up_max_age).await?;
     } else {
-        verify_current(&auth, &state, &user, &current_password, &meta).await?;
+        verify_current(&state, &user, &current_password, &meta).await?;
     }
 
     let updated = auth.backend.new_password(&user, &new_password).await?;
@@ -74,25 +74,19 @@ pub async fn change_password(
     Ok(())
 }
 
-/// The current password, checked with the same reservation as a sign-in (a stolen session cannot
-/// guess it faster). 400 `wrong_password` when it is not.
+/// The current password, checked like a sign-in (`attempts::check_current_password`); a device
+/// cookie it makes goes on this response.
 #[cfg(feature = "ssr")]
 async fn verify_current(
-    auth: &super::ssr::AuthSession,
     state: &signoff::Signoff,
     user: &super::ssr::UserRecord,
     password: &str,
     meta: &super::ssr::RequestMeta,
 ) -> Result<(), AppError> {
-    use super::ssr::attempts::Attempt;
-    let key = super::ssr::names::lookup_key(&user.username);
     let device = super::ssr::device_token(state);
-    let attempt = Attempt::begin(state, &auth.backend, &key, meta, device).await?;
-    if !auth.backend.verify_password(user, password).await? {
-        let _ = attempt.failed(&auth.backend).await;
-        return Err(AppError::wrong_password());
-    }
-    super::ssr::set_cookie(attempt.succeeded(state, &auth.backend, user.id).await?);
+    super::ssr::set_cookie(
+        super::ssr::attempts::check_current_password(state, user, password, meta, device).await?,
+    );
     Ok(())
 }
 
@@ -114,7 +108,7 @@ pub async fn confirm_identity(password: String) -> Result<(), AppError> {
             "Your account has no password: sign in again with your provider to confirm it's you.",
         ));
     }
-    verify_current(&auth, &state, &user, &password, &request_meta()).await?;
+    verify_current(&state, &user, &password, &request_meta()).await?;
     super::ssr::stepup::proved(&auth.session).await?;
     Ok(())
 }

@@ -113,3 +113,22 @@ impl Attempt {
         }))
     }
 }
+
+/// The current password of a signed-in `user`, given to confirm a change: checked with the same
+/// reservation as a sign-in (a stolen session cannot guess it faster), 400 `wrong_password` when
+/// it is not it. Returns the device cookie to set, as [`Attempt::succeeded`] does.
+pub async fn check_current_password(
+    state: &Signoff,
+    user: &super::UserRecord,
+    password: &str,
+    meta: &RequestMeta,
+    device: Option<String>,
+) -> Result<Option<http::HeaderValue>, AppError> {
+    let key = super::names::lookup_key(&user.username);
+    let attempt = Attempt::begin(state, &state.backend, &key, meta, device).await?;
+    if !state.backend.verify_password(user, password).await? {
+        let _ = attempt.failed(&state.backend).await;
+        return Err(AppError::wrong_password());
+    }
+    attempt.succeeded(state, &state.backend, user.id).await
+}

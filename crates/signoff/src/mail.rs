@@ -198,33 +198,38 @@ impl<'a> From<&'a mut PgConnection> for Conn<'a> {
     }
 }
 
+/// Runs `$body` with `$connection` bound to the connection in a [`Conn`], whichever backend it
+/// is on: the same SQL written once, as `on_db!` does for pools.
+macro_rules! on_conn {
+    ($conn:expr, |$connection:ident| $body:expr) => {
+        match $conn {
+            $crate::mail::Conn::Sqlite($connection) => $body,
+            $crate::mail::Conn::Postgres($connection) => $body,
+        }
+    };
+}
+pub(crate) use on_conn;
+
 /// Writes `mail` to the outbox on `conn`, inside the caller's transaction: it is sent if and
 /// only if the transaction commits. Call [`Mailer::wake`] after the commit to send it at once.
 pub async fn enqueue(conn: Conn<'_>, from: &Mailbox, mail: &Mail) -> Result<(), sqlx::Error> {
     let now = now_ms();
     let message_id = message_id(from);
-    macro_rules! insert {
-        ($connection:expr) => {
-            sqlx::query(
-                "INSERT INTO mail_outbox (message_id, recipient, subject, text_body, html_body, \
-                 created_ms, next_attempt_ms) VALUES ($1, $2, $3, $4, $5, $6, $6)",
-            )
-            .bind(&message_id)
-            .bind(&mail.to)
-            .bind(&mail.subject)
-            .bind(&mail.text)
-            .bind(&mail.html)
-            .bind(now)
-            .execute($connection)
-            .await
-            .map(|_| ())
-        };
-    }
-    match conn {
-        Conn::Sqlite(connection) => insert!(connection)?,
-        Conn::Postgres(connection) => insert!(connection)?,
-    };
-    Ok(())
+    on_conn!(conn, |connection| {
+        sqlx::query(
+            "INSERT INTO mail_outbox (message_id, recipient, subject, text_body, html_body, \
+             created_ms, next_attempt_ms) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        )
+        .bind(&message_id)
+        .bind(&mail.to)
+        .bind(&mail.subject)
+        .bind(&mail.text)
+        .bind(&mail.html)
+        .bind(now)
+        .execute(connection)
+        .await
+        .map(|_| ())
+    })
 }
 
 /// A Message-ID: 128 random bits at the sender's domain.

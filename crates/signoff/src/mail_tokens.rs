@@ -12,7 +12,11 @@ use std::time::Duration;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::{db::Database, mail::Conn, now_ms, on_db};
+use crate::{
+    db::Database,
+    mail::{on_conn, Conn},
+    now_ms, on_db,
+};
 
 /// Reset requests looked up at once, per instance. Past this a request is answered 503 (it says
 /// nothing about accounts): a flood of them cannot grow an unbounded pile of tasks.
@@ -123,27 +127,21 @@ pub async fn issue(
     let (token, hash) = new_token().map_err(|error| sqlx::Error::Protocol(error.to_string()))?;
     let now = now_ms();
     let expires = now + purpose.lifetime().as_millis() as i64;
-    macro_rules! insert {
-        ($connection:expr) => {
-            sqlx::query(
-                "INSERT INTO mail_tokens (token_hash, user_id, purpose, address, created_ms, \
-                 expires_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&hash)
-            .bind(user_id)
-            .bind(purpose.as_str())
-            .bind(address)
-            .bind(now)
-            .bind(expires)
-            .execute($connection)
-            .await
-            .map(|_| ())
-        };
-    }
-    match conn {
-        Conn::Sqlite(connection) => insert!(connection)?,
-        Conn::Postgres(connection) => insert!(connection)?,
-    }
+    on_conn!(conn, |connection| {
+        sqlx::query(
+            "INSERT INTO mail_tokens (token_hash, user_id, purpose, address, created_ms, \
+             expires_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&hash)
+        .bind(user_id)
+        .bind(purpose.as_str())
+        .bind(address)
+        .bind(now)
+        .bind(expires)
+        .execute(connection)
+        .await
+        .map(|_| ())
+    })?;
     Ok(token)
 }
 
@@ -181,47 +179,35 @@ pub async fn take(
         return Ok(None);
     }
     let now = now_ms();
-    macro_rules! take {
-        ($connection:expr) => {
-            sqlx::query_as(
-                "UPDATE mail_tokens SET used_ms = $3 WHERE token_hash = $1 AND purpose = $2 \
-                 AND used_ms IS NULL AND expires_ms > $3 RETURNING user_id, address",
-            )
-            .bind(hash(token))
-            .bind(purpose.as_str())
-            .bind(now)
-            .fetch_optional($connection)
-            .await
-        };
-    }
-    match conn {
-        Conn::Sqlite(connection) => take!(connection),
-        Conn::Postgres(connection) => take!(connection),
-    }
+    on_conn!(conn, |connection| {
+        sqlx::query_as(
+            "UPDATE mail_tokens SET used_ms = $3 WHERE token_hash = $1 AND purpose = $2 \
+             AND used_ms IS NULL AND expires_ms > $3 RETURNING user_id, address",
+        )
+        .bind(hash(token))
+        .bind(purpose.as_str())
+        .bind(now)
+        .fetch_optional(connection)
+        .await
+    })
 }
 
 /// Voids every unused token of `purpose` for `user_id` (a password changed or reset voids the
 /// reset links still in the mailbox; a new address voids the confirmations of earlier ones).
 pub async fn void(conn: Conn<'_>, user_id: i64, purpose: Purpose) -> Result<u64, sqlx::Error> {
     let now = now_ms();
-    macro_rules! void {
-        ($connection:expr) => {
-            sqlx::query(
-                "UPDATE mail_tokens SET used_ms = $3 WHERE user_id = $1 AND purpose = $2 \
-                 AND used_ms IS NULL",
-            )
-            .bind(user_id)
-            .bind(purpose.as_str())
-            .bind(now)
-            .execute($connection)
-            .await
-            .map(|done| done.rows_affected())
-        };
-    }
-    match conn {
-        Conn::Sqlite(connection) => void!(connection),
-        Conn::Postgres(connection) => void!(connection),
-    }
+    on_conn!(conn, |connection| {
+        sqlx::query(
+            "UPDATE mail_tokens SET used_ms = $3 WHERE user_id = $1 AND purpose = $2 \
+             AND used_ms IS NULL",
+        )
+        .bind(user_id)
+        .bind(purpose.as_str())
+        .bind(now)
+        .execute(connection)
+        .await
+        .map(|done| done.rows_affected())
+    })
 }
 
 /// The address waiting for confirmation on `user_id`, if any (the newest unused one).

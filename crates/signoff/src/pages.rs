@@ -28,7 +28,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    attempts::Attempt,
+    attempts::check_current_password,
     error::AppError,
     html::escape,
     recovery::{self, LinkError},
@@ -95,6 +95,15 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     response
+}
+
+/// The page for a failure that is no one's fault (the database, a bug): its status and message.
+fn try_again(error: &AppError) -> Response {
+    page(
+        error.code.status(),
+        "Please try again",
+        &error_html(&error.message),
+    )
 }
 
 fn error_html(message: &str) -> String {
@@ -305,11 +314,7 @@ pub async fn reset_page(State(state): State<Signoff>, uri: Uri) -> Response {
             &reset_form(&token, &user.username, None),
         ),
         Ok(None) => unusable_link(true),
-        Err(error) => page(
-            error.code.status(),
-            "Please try again",
-            &error_html(&error.message),
-        ),
+        Err(error) => try_again(&error),
     }
 }
 
@@ -368,11 +373,7 @@ pub async fn email_page(State(state): State<Signoff>, request: Request) -> Respo
     };
     match email_body(&state, &auth, &user, sent, None).await {
         Ok(body) => page(StatusCode::OK, "Your e-mail address", &body),
-        Err(error) => page(
-            error.code.status(),
-            "Please try again",
-            &error_html(&error.message),
-        ),
+        Err(error) => try_again(&error),
     }
 }
 
@@ -486,11 +487,7 @@ pub async fn email_post(State(state): State<Signoff>, request: Request) -> Respo
             let status = error.code.status();
             match email_body(&state, &auth, &user, false, Some(&error.message)).await {
                 Ok(body) => page(status, "Your e-mail address", &body),
-                Err(error) => page(
-                    error.code.status(),
-                    "Please try again",
-                    &error_html(&error.message),
-                ),
+                Err(error) => try_again(&error),
             }
         }
     }
@@ -510,14 +507,8 @@ async fn prove(
         // No password to give: a recent sign-in (or confirmation) is the proof.
         return crate::stepup::require_fresh(auth, state.sessions.step_up_max_age).await;
     }
-    let key = crate::names::lookup_key(&user.username);
-    let attempt = Attempt::begin(state, &state.backend, &key, meta, device).await?;
-    if !state.backend.verify_password(user, password).await? {
-        let _ = attempt.failed(&state.backend).await;
-        return Err(AppError::wrong_password());
-    }
     // Known already (it is signed in): no new device cookie to set.
-    let _ = attempt.succeeded(state, &state.backend, user.id).await?;
+    let _ = check_current_password(state, user, password, meta, device).await?;
     crate::stepup::proved(&auth.session).await?;
     Ok(())
 }
@@ -605,11 +596,7 @@ pub async fn verify_page(State(state): State<Signoff>, request: Request) -> Resp
             ),
         ),
         Ok(None) => unusable_link(true),
-        Err(error) => page(
-            error.code.status(),
-            "Please try again",
-            &error_html(&error.message),
-        ),
+        Err(error) => try_again(&error),
     }
 }
 
