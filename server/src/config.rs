@@ -88,14 +88,15 @@ impl Settings {
             .env(env)
             .build();
 
-        if !signoff.oidc.is_empty()
-            && signoff.site_origin.is_none()
-            && !leptos_options.site_addr.ip().is_loopback()
-        {
+        // Served beyond loopback, the site's public origin must be said: passkeys are bound to
+        // its host (the WebAuthn relying party id), and single sign-on's redirect URIs are made
+        // from it. On loopback (development) it defaults to where the server listens.
+        if signoff.site_origin.is_none() && !leptos_options.site_addr.ip().is_loopback() {
             return Err(vars.invalid(
                 "SITE_ORIGIN",
-                "must be set when OIDC_PROVIDERS is: the redirect URIs registered at the \
-                 providers are made from it (e.g. https://app.example.com)",
+                "must be set when the server listens beyond loopback: passkeys are bound to its \
+                 host, and single sign-on's redirect URIs are made from it \
+                 (e.g. https://app.example.com)",
             ));
         }
 
@@ -169,6 +170,9 @@ mod tests {
             ("LOGIN_MAX_FAILURES", "0"),
             ("LOGIN_THROTTLE_WINDOW", "x"),
             ("SITE_ORIGIN", "example.com"),
+            // Passkeys' relying party id is the host: not an IP address, no path.
+            ("SITE_ORIGIN", "https://203.0.113.7"),
+            ("SITE_ORIGIN", "https://app.example.com/signoff"),
             ("SESSION_SWEEP_INTERVAL", "0"),
             ("OIDC_PROVIDERS", "Corp"),
             ("OIDC_PROVIDERS", "a,a"),
@@ -235,5 +239,21 @@ mod tests {
         let mut public = with("LEPTOS_SITE_ADDR", "0.0.0.0:3000");
         public.push(("SITE_ORIGIN", "https://app.example.com"));
         assert!(settings(&public).is_ok());
+    }
+
+    #[test]
+    fn the_site_origin_is_needed_beyond_loopback() {
+        // Passkeys are bound to the site's host: without SITE_ORIGIN a server on all interfaces
+        // cannot know it.
+        let error = settings(&[("LEPTOS_SITE_ADDR", "0.0.0.0:3000")]).unwrap_err();
+        assert_eq!(error.variable, "SITE_ORIGIN");
+        assert!(settings(&[
+            ("LEPTOS_SITE_ADDR", "0.0.0.0:3000"),
+            ("SITE_ORIGIN", "https://app.example.com")
+        ])
+        .is_ok());
+        // Development: loopback, with or without a loopback origin.
+        assert!(settings(&[]).is_ok());
+        assert!(settings(&[("SITE_ORIGIN", "http://127.0.0.1:8080")]).is_ok());
     }
 }

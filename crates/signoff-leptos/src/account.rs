@@ -31,6 +31,7 @@ pub async fn list_sessions() -> Result<Vec<SessionInfo>, AppError> {
             last_seen_at: row.last_seen_at.map(rfc3339_s),
             user_agent: row.user_agent,
             provider: row.oidc_provider.map(|id| state.oidc.name_of(&id)),
+            passkey: row.passkey,
         })
         .collect())
 }

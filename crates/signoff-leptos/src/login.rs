@@ -11,7 +11,7 @@ use crate::error::AppError;
 // The generated argument struct's fields are the parameters documented above.
 #[allow(missing_docs)]
 pub async fn register(username: String, password: String) -> Result<User, AppError> {
-    use super::ssr::{audit, request_meta, throttle};
+    use super::ssr::{audit, lifecycle::Via, request_meta, throttle};
 
     let state = super::ssr::signoff()?;
     let meta = request_meta();
@@ -33,7 +33,7 @@ pub async fn register(username: String, password: String) -> Result<User, AppErr
         meta.ip,
     )
     .await;
-    super::ssr::lifecycle::start_session(&mut auth, &user, &state, &meta, None).await?;
+    super::ssr::lifecycle::start_session(&mut auth, &user, &state, &meta, Via::Password).await?;
     Ok(User::from(&user))
 }
 
@@ -44,7 +44,7 @@ pub async fn register(username: String, password: String) -> Result<User, AppErr
 // The generated argument struct's fields are the parameters documented above.
 #[allow(missing_docs)]
 pub async fn login(username: String, password: String) -> Result<User, AppError> {
-    use super::ssr::{attempts::Attempt, audit, request_meta, Credentials};
+    use super::ssr::{attempts::Attempt, audit, lifecycle::Via, request_meta, Credentials};
 
     let state = super::ssr::signoff()?;
     let meta = request_meta();
@@ -65,6 +65,6 @@ pub async fn login(username: String, password: String) -> Result<User, AppError>
         return Err(AppError::invalid_credentials());
     };
     super::ssr::set_cookie(attempt.succeeded(&state, &auth.backend, user.id).await?);
-    super::ssr::lifecycle::start_session(&mut auth, &user, &state, &meta, None).await?;
+    super::ssr::lifecycle::start_session(&mut auth, &user, &state, &meta, Via::Password).await?;
     Ok(User::from(&user))
 }

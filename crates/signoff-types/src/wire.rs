@@ -39,6 +39,28 @@ pub struct SessionInfo {
     /// The provider the session was signed in through (its display name), if any.
     #[serde(default)]
     pub provider: Option<String>,
+    /// The name of the passkey the session was signed in with, if it was ("Signed in with a
+    /// passkey"). Absent when it was not, or when that passkey has since been removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey: Option<String>,
+}
+
+/// One of the account's passkeys, as `GET /api/passkeys` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyInfo {
+    /// Its id here (to rename or remove it).
+    pub id: i64,
+    /// The name its owner gave it.
+    pub name: String,
+    /// The authenticator's kind when the registration told: "Synced passkey", "This device
+    /// only" or "Security key".
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// RFC 3339, UTC; absent until it is first used to sign in or confirm.
+    #[serde(default)]
+    pub last_used_at: Option<String>,
 }
 
 /// One security event of the user's, as "Recent activity" shows it.
@@ -125,11 +147,13 @@ pub enum EndReason {
     PasswordReset,
     /// The provider this session was signed in through was unlinked from the account.
     ProviderUnlinked,
+    /// The passkey the session was signed in with was removed from the account.
+    PasskeyRemoved,
 }
 
 impl EndReason {
     /// Every reason, for exhaustive checks.
-    pub const ALL: [EndReason; 10] = [
+    pub const ALL: [EndReason; 11] = [
         EndReason::SignedOut,
         EndReason::Revoked,
         EndReason::SignedOutEverywhere,
@@ -140,6 +164,7 @@ impl EndReason {
         EndReason::ProviderLogout,
         EndReason::PasswordReset,
         EndReason::ProviderUnlinked,
+        EndReason::PasskeyRemoved,
     ];
 
     /// The reason as the wire spells it (`signed_out`, `revoked`, …).
@@ -155,6 +180,7 @@ impl EndReason {
             EndReason::ProviderLogout => "provider_logout",
             EndReason::PasswordReset => "password_reset",
             EndReason::ProviderUnlinked => "provider_unlinked",
+            EndReason::PasskeyRemoved => "passkey_removed",
         }
     }
 
@@ -192,6 +218,9 @@ impl EndReason {
             (EndReason::ProviderUnlinked, _) => {
                 "Signed out: the provider this session used was unlinked from your account."
             }
+            (EndReason::PasskeyRemoved, _) => {
+                "Signed out: the passkey this session used was removed from your account."
+            }
         }
     }
 
@@ -203,6 +232,9 @@ impl EndReason {
             }
             (EndReason::ProviderUnlinked, Some(name)) => {
                 format!("Signed out: {name} was unlinked from your account.")
+            }
+            (EndReason::PasskeyRemoved, Some(name)) => {
+                format!("Signed out: the passkey \u{201c}{name}\u{201d} was removed.")
             }
             _ => self.notice(same_browser).to_owned(),
         }

@@ -31,6 +31,10 @@ pub enum Event {
     ProviderLinked,
     /// A provider was unlinked from the account.
     ProviderUnlinked,
+    /// A passkey was added to the account (detail: its name).
+    PasskeyAdded,
+    /// A passkey was removed from the account (detail: its name).
+    PasskeyRemoved,
     /// The provider ended the account's sessions by back-channel logout.
     ProviderLogout,
     /// The person signed out here and chose to sign out of the provider too.
@@ -52,6 +56,8 @@ impl Event {
             Event::EmailChanged => "email_changed",
             Event::ProviderLinked => "provider_linked",
             Event::ProviderUnlinked => "provider_unlinked",
+            Event::PasskeyAdded => "passkey_added",
+            Event::PasskeyRemoved => "passkey_removed",
             Event::ProviderLogout => "provider_logout",
             Event::LogoutAtProvider => "logout_at_provider",
         }

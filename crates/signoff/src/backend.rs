@@ -126,6 +126,21 @@ pub type Notice<'a> = dyn Fn(&str) -> crate::mail::Mail + Send + Sync + 'a;
 /// against it (`authenticate` checks for it and hashes a dummy instead, so timing tells nothing).
 pub const NO_PASSWORD: &str = "";
 
+/// A passkey to store with a new account ([`Backend::register_with_passkey`]).
+#[derive(Debug)]
+pub struct NewPasskey {
+    /// The account's WebAuthn user handle (a UUID), which the authenticator keeps.
+    pub handle: String,
+    /// The credential id, base64url.
+    pub credential_id: String,
+    /// webauthn-rs's serialised `Passkey`.
+    pub passkey: String,
+    /// Its name.
+    pub name: String,
+    /// The authenticator's kind, if known.
+    pub kind: Option<String>,
+}
+
 /// axum-login's per-request view of the session, over Signoff's users backend.
 pub type AuthSession = axum_login::AuthSession<Backend>;
 
@@ -168,19 +183,47 @@ impl Backend {
             return Err(clash.into());
         }
         let password_hash = self.hasher.hash(password.to_owned()).await?;
+        self.insert_account(name, password_hash, None)
+            .await
+            .map(|(user, _)| user)
+    }
+
+    /// Creates an account whose only way in is `passkey` (`passkeys::create_finish`): the
+    /// account, its name's readings and the passkey in one transaction. Returns the account and
+    /// the passkey's id.
+    pub async fn register_with_passkey(
+        &self,
+        name: &Name,
+        passkey: NewPasskey,
+    ) -> Result<(UserRecord, i64), AppError> {
+        let (user, passkey_id) = self
+            .insert_account(name, NO_PASSWORD.to_owned(), Some(passkey))
+            .await?;
+        Ok((user, passkey_id.unwrap_or_default()))
+    }
+
+    /// The account and every reading of its name (and its first passkey, if given), in one
+    /// transaction: a concurrent registration of the same name, or of one that reads the same,
+    /// fails on a unique key.
+    async fn insert_account(
+        &self,
+        name: &Name,
+        password_hash: String,
+        passkey: Option<NewPasskey>,
+    ) -> Result<(UserRecord, Option<i64>), AppError> {
         let session_stamp = new_stamp();
-        // The account and every reading of its name, in one transaction: a concurrent
-        // registration of the same name, or of one that reads the same, fails on a unique key.
+        let handle = passkey.as_ref().map(|passkey| passkey.handle.clone());
         let inserted = on_db!(&self.db, |pool| async {
             let mut tx = pool.begin().await?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO users (username, username_key, name_rules, password_hash, \
-                 session_stamp) VALUES ($1, $2, 1, $3, $4) RETURNING id",
+                 session_stamp, webauthn_handle) VALUES ($1, $2, 1, $3, $4, $5) RETURNING id",
             )
             .bind(&name.display)
             .bind(&name.key)
             .bind(&password_hash)
             .bind(&session_stamp)
+            .bind(&handle)
             .fetch_one(&mut *tx)
             .await?;
             for reading in &name.readings {
@@ -190,23 +233,50 @@ impl Backend {
                     .execute(&mut *tx)
                     .await?;
             }
+            let passkey_id: Option<i64> = match &passkey {
+                Some(passkey) => Some(
+                    sqlx::query_scalar(
+                        "INSERT INTO passkeys (user_id, credential_id, passkey, name, kind, \
+                         created_ms) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    )
+                    .bind(id)
+                    .bind(&passkey.credential_id)
+                    .bind(&passkey.passkey)
+                    .bind(&passkey.name)
+                    .bind(&passkey.kind)
+                    .bind(crate::now_ms())
+                    .fetch_one(&mut *tx)
+                    .await?,
+                ),
+                None => None,
+            };
             tx.commit().await?;
-            Ok::<i64, sqlx::Error>(id)
+            Ok::<(i64, Option<i64>), sqlx::Error>((id, passkey_id))
         }
         .await);
         match inserted {
-            Ok(id) => Ok(UserRecord {
-                id,
-                username: name.display.clone(),
-                password_hash,
-                session_stamp,
-            }),
-            // A concurrent registration took the key or a reading since the look above.
+            Ok((id, passkey_id)) => Ok((
+                UserRecord {
+                    id,
+                    username: name.display.clone(),
+                    password_hash,
+                    session_stamp,
+                },
+                passkey_id,
+            )),
+            // A concurrent registration took the key or a reading since the look above (or the
+            // passkey's credential is registered already).
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
                 let clash = names::holder(&self.db, name)
                     .await
                     .map_err(BackendError::from)?;
-                Err(clash.unwrap_or(names::Clash::Taken).into())
+                match (clash, passkey.is_some()) {
+                    (Some(clash), _) => Err(clash.into()),
+                    (None, true) => Err(AppError::invalid_input(
+                        "This passkey is registered already.",
+                    )),
+                    (None, false) => Err(names::Clash::Taken.into()),
+                }
             }
             Err(error) => Err(BackendError::Database(error).into()),
         }

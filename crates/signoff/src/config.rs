@@ -101,7 +101,27 @@ impl Config {
         let site_origin = match vars.get("SITE_ORIGIN") {
             None => None,
             Some(origin) if origin.starts_with("https://") || origin.starts_with("http://") => {
-                Some(origin.trim_end_matches('/').to_owned())
+                let origin = origin.trim_end_matches('/').to_owned();
+                // Passkeys' relying party id is the host (`passkeys::Passkeys::new`): WebAuthn
+                // refuses IP addresses, and a path or query would not be an origin at all.
+                // A loopback address is accepted for development (passkeys then use
+                // `localhost`).
+                crate::passkeys::Passkeys::new(&origin).map_err(|_| {
+                    vars.invalid(
+                        "SITE_ORIGIN",
+                        "expected http(s)://host[:port] with a domain name (passkeys' relying \
+                         party id is the host; WebAuthn refuses IP addresses)",
+                    )
+                })?;
+                match url::Url::parse(&origin) {
+                    Ok(url) if url.path() == "/" && url.query().is_none() => Some(origin),
+                    _ => {
+                        return Err(vars.invalid(
+                            "SITE_ORIGIN",
+                            "expected http(s)://host[:port], with no path",
+                        ))
+                    }
+                }
             }
             Some(_) => {
                 return Err(vars.invalid("SITE_ORIGIN", "expected http(s)://host[:port]"));

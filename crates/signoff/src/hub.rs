@@ -72,17 +72,19 @@ impl SessionsEnded {
         }
     }
 
-    /// A session signed in through provider `name` ended because the provider was unlinked
-    /// from the account by session `caller`.
-    pub fn provider_unlinked(
+    /// A session signed in with a way in (a provider, a passkey) ended because session
+    /// `caller` removed that way in from the account; `name` is the way in's, for the notice.
+    /// `reason`: `ProviderUnlinked` or `PasskeyRemoved`.
+    pub fn way_in_removed(
         user_id: i64,
         session: String,
         caller: Option<String>,
+        reason: EndReason,
         name: String,
     ) -> Self {
         Self {
             provider: Some(name),
-            ..Self::one(user_id, session, caller, EndReason::ProviderUnlinked)
+            ..Self::one(user_id, session, caller, reason)
         }
     }
 

@@ -70,6 +70,7 @@ pub mod names;
 pub mod notices;
 pub mod oidc;
 pub mod pages;
+pub mod passkeys;
 pub mod password;
 pub mod recovery;
 pub mod router;

@@ -11,8 +11,9 @@
 //! | A password change ends the others | [`password_changed`] | `POST /api/change_password` |
 //! | A password reset ends them all | [`password_reset`] | `POST /api/password/reset` (`pages.rs`) |
 //! | Unlinking a provider ends the sessions signed in through it | [`provider_unlinked`] | `POST /api/unlink_provider` |
+//! | Removing a passkey ends the sessions signed in with it | [`passkey_removed`] | `POST /api/passkeys/remove` (`passkeys.rs`) |
 //! | The provider ends sessions | [`end_provider_sessions`] | `POST /api/oidc/<id>/backchannel-logout` |
-//! | Signing in as someone else replaces the session | [`start_session`] | sign-in, registration, single sign-on |
+//! | Signing in as someone else replaces the session | [`start_session`] | sign-in, registration, single sign-on, passkeys |
 //!
 //! These are plain functions of the request's [`AuthSession`], the [`Signoff`] and the client's
 //! [`RequestMeta`]: no Leptos context. What the response must carry when the request's own session
@@ -28,19 +29,30 @@ use super::{
     hub::SessionsEnded,
     notices,
     oidc::{self, SessionProvider},
-    AuthSession, RequestMeta, UserRecord,
+    passkeys, AuthSession, RequestMeta, UserRecord,
 };
 use crate::wire::EndReason;
 use crate::{error::AppError, session, signoff::Signoff, stepup};
 
-/// Signs `user` in on a session with a new id, and records it. `via`: the provider the person
-/// signed in through (`ssr::oidc::flow`), remembered by the session; `None` for a password.
+/// How a person signed in, remembered by the session: a provider's session can be ended by the
+/// provider or by unlinking it, a passkey's by removing the passkey.
+#[derive(Debug)]
+pub enum Via {
+    /// A password (or a new account's first sign-in).
+    Password,
+    /// An OpenID Provider (`oidc::flow`).
+    Provider(SessionProvider),
+    /// A passkey (`passkeys`).
+    Passkey(passkeys::SessionPasskey),
+}
+
+/// Signs `user` in on a session with a new id, and records it, with how they signed in.
 pub async fn start_session(
     auth: &mut AuthSession,
     user: &UserRecord,
     state: &Signoff,
     meta: &RequestMeta,
-    via: Option<SessionProvider>,
+    via: Via,
 ) -> Result<(), AppError> {
     // A new id at every sign-in defeats session fixation. axum-login re-keys only a session that is
     // not yet authenticated, so signing in as B over A's session would keep A's id: when the
@@ -61,19 +73,22 @@ pub async fn start_session(
     session::mark_started(&auth.session, &state.sessions, meta.user_agent.as_deref()).await?;
     // Every sign-in is a proof of identity (`stepup`).
     stepup::proved(&auth.session).await?;
-    // The session keeps its data across the new id: what a previous provider sign-in left in it
-    // must not outlive this sign-in.
-    let provider_name = via.as_ref().map(|via| state.oidc.name_of(&via.provider));
-    match via {
-        Some(via) => {
+    // The session keeps its data across the new id: what a previous provider or passkey
+    // sign-in left in it must not outlive this sign-in.
+    auth.session.remove_value(oidc::SESSION_KEY).await?;
+    auth.session.remove_value(passkeys::SESSION_KEY).await?;
+    let detail = match via {
+        Via::Password => None,
+        Via::Provider(via) => {
+            let name = state.oidc.name_of(&via.provider);
             auth.session.insert(oidc::SESSION_KEY, via).await?;
+            Some(name)
         }
-        None => {
-            auth.session
-                .remove::<oidc::SessionProvider>(oidc::SESSION_KEY)
-                .await?;
+        Via::Passkey(passkey) => {
+            auth.session.insert(passkeys::SESSION_KEY, passkey).await?;
+            Some("a passkey".to_owned())
         }
-    }
+    };
     if let Some((previous_user, handle)) = replaced {
         state
             .events
@@ -93,7 +108,7 @@ pub async fn start_session(
         Some(user.id),
         None,
         meta.ip,
-        provider_name.as_deref(),
+        detail.as_deref(),
     )
     .await;
     Ok(())
@@ -416,7 +431,7 @@ pub async fn password_reset(
         meta.ip,
     )
     .await;
-    start_session(auth, updated, state, meta, None).await?;
+    start_session(auth, updated, state, meta, Via::Password).await?;
     Ok(Some(()))
 }
 
@@ -438,10 +453,11 @@ pub async fn provider_unlinked(
     for handle in &ended {
         state
             .events
-            .publish(SessionsEnded::provider_unlinked(
+            .publish(SessionsEnded::way_in_removed(
                 user_id,
                 handle.clone(),
                 keep.clone(),
+                EndReason::ProviderUnlinked,
                 name.clone(),
             ))
             .await;
@@ -451,6 +467,42 @@ pub async fn provider_unlinked(
         provider,
         sessions = ended.len(),
         "provider unlinked; its sessions ended"
+    );
+    Ok(ended.len())
+}
+
+/// A passkey was removed from the account: the sessions signed in with it end, on every
+/// instance, except the one that removed it (it just proved who is there); their open pages
+/// reset with the passkey's name in the notice. Returns how many ended.
+pub async fn passkey_removed(
+    auth: &AuthSession,
+    state: &Signoff,
+    user_id: i64,
+    passkey_id: i64,
+    name: &str,
+) -> Result<usize, AppError> {
+    let keep = super::current_handle(auth);
+    let ended = state
+        .store
+        .delete_signed_in_with_passkey(user_id, passkey_id, keep.as_deref())
+        .await?;
+    for handle in &ended {
+        state
+            .events
+            .publish(SessionsEnded::way_in_removed(
+                user_id,
+                handle.clone(),
+                keep.clone(),
+                EndReason::PasskeyRemoved,
+                name.to_owned(),
+            ))
+            .await;
+    }
+    tracing::info!(
+        user_id,
+        passkey = passkey_id,
+        sessions = ended.len(),
+        "passkey removed; its sessions ended"
     );
     Ok(ended.len())
 }

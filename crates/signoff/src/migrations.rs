@@ -38,6 +38,7 @@ const POSTGRES: &[File] = files!("postgres":
     "20261203000006_names.sql",
     "20261204000007_mail.sql",
     "20261204000008_recovery.sql",
+    "20261205000009_passkeys.sql",
 );
 
 /// SQLite's migrations, oldest first.
@@ -50,6 +51,7 @@ const SQLITE: &[File] = files!("sqlite":
     "20261203000006_names.sql",
     "20261204000007_mail.sql",
     "20261204000008_recovery.sql",
+    "20261205000009_passkeys.sql",
 );
 
 /// The migrator of PostgreSQL's schema.

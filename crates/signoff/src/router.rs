@@ -23,8 +23,8 @@ use tower::{layer::layer_fn, ServiceBuilder};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
-    backend::prefetched, body_deadline, error::AppError, guard, oidc, pages, session, stream,
-    wire::EVENTS_PATH, Signoff,
+    backend::prefetched, body_deadline, error::AppError, guard, oidc, pages, passkeys, session,
+    stream, wire::EVENTS_PATH, Signoff,
 };
 
 /// Wraps `routes` (the app's pages and server functions) in the session stack, with the core's
@@ -85,6 +85,24 @@ where
         .route("/verify-email", get(pages::verify_page))
         .route("/confirm", get(pages::confirm_page))
         .route("/api/email/verify", post(pages::verify_post))
+        // Passkeys: each ceremony is a start and a finish (`passkeys`).
+        .route("/api/passkeys", get(passkeys::list))
+        .route("/api/passkeys/add/start", post(passkeys::add_start))
+        .route("/api/passkeys/add/finish", post(passkeys::add_finish))
+        .route("/api/passkeys/rename", post(passkeys::rename))
+        .route("/api/passkeys/remove", post(passkeys::remove))
+        .route("/api/passkeys/signin/start", post(passkeys::sign_in_start))
+        .route(
+            "/api/passkeys/signin/finish",
+            post(passkeys::sign_in_finish),
+        )
+        .route("/api/passkeys/create/start", post(passkeys::create_start))
+        .route("/api/passkeys/create/finish", post(passkeys::create_finish))
+        .route("/api/passkeys/confirm/start", post(passkeys::confirm_start))
+        .route(
+            "/api/passkeys/confirm/finish",
+            post(passkeys::confirm_finish),
+        )
         .layer(stack)
 }
 

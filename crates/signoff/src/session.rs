@@ -133,6 +133,8 @@ struct RowMeta {
     /// The provider a session was signed in through, and the provider's session id.
     oidc_provider: Option<String>,
     oidc_sid: Option<String>,
+    /// The passkey a session was signed in with.
+    passkey_id: Option<i64>,
 }
 
 impl RowMeta {
@@ -147,6 +149,11 @@ impl RowMeta {
         Self {
             oidc_provider: oidc_text("provider"),
             oidc_sid: oidc_text("sid"),
+            passkey_id: record
+                .data
+                .get(crate::passkeys::SESSION_KEY)
+                .and_then(|passkey| passkey.get("id"))
+                .and_then(serde_json::Value::as_i64),
             user_id: record
                 .data
                 .get(AUTH_DATA_KEY)
@@ -285,10 +292,11 @@ impl Store {
     pub async fn list_for_user(&self, user_id: i64) -> Result<Vec<SessionRow>, sqlx::Error> {
         on_db!(&self.db, |pool| {
             sqlx::query_as(
-                "SELECT handle, created_at, last_seen_at, user_agent, oidc_provider \
-                 FROM tower_sessions \
-                 WHERE user_id = $1 AND expiry_date > $2 AND handle IS NOT NULL \
-                 ORDER BY created_at DESC",
+                "SELECT s.handle, s.created_at, s.last_seen_at, s.user_agent, s.oidc_provider, \
+                 p.name AS passkey FROM tower_sessions s \
+                 LEFT JOIN passkeys p ON p.id = s.passkey_id AND p.user_id = s.user_id \
+                 WHERE s.user_id = $1 AND s.expiry_date > $2 AND s.handle IS NOT NULL \
+                 ORDER BY s.created_at DESC",
             )
             .bind(user_id)
             .bind(OffsetDateTime::now_utc())
@@ -373,6 +381,28 @@ impl Store {
         Ok(handles.into_iter().flatten().collect())
     }
 
+    /// Deletes the sessions of `user_id` signed in with passkey `passkey_id`, except the one
+    /// with handle `keep`. Returns their handles.
+    pub async fn delete_signed_in_with_passkey(
+        &self,
+        user_id: i64,
+        passkey_id: i64,
+        keep: Option<&str>,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let handles: Vec<Option<String>> = on_db!(&self.db, |pool| {
+            sqlx::query_scalar(
+                "DELETE FROM tower_sessions WHERE user_id = $1 AND passkey_id = $2 \
+                 AND ($3 IS NULL OR handle <> $3) RETURNING handle",
+            )
+            .bind(user_id)
+            .bind(passkey_id)
+            .bind(keep)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(handles.into_iter().flatten().collect())
+    }
+
     /// A provider's back-channel logout: records the logout token's `jti` and deletes the
     /// sessions it names, in one transaction. `None` if that `jti` was recorded before (a
     /// replay): nothing is deleted. Otherwise the owners and handles of the deleted sessions.
@@ -448,8 +478,8 @@ impl Store {
             sqlx::query(
                 "INSERT INTO tower_sessions \
                  (id, data, expiry_date, user_id, handle, created_at, last_seen_at, user_agent, \
-                  oidc_provider, oidc_sid) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                  oidc_provider, oidc_sid, passkey_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(record.id.to_string())
             .bind(data)
@@ -461,6 +491,7 @@ impl Store {
             .bind(meta.user_agent)
             .bind(meta.oidc_provider)
             .bind(meta.oidc_sid)
+            .bind(meta.passkey_id)
             .execute(pool)
             .await
             .map(|_| ())
@@ -514,6 +545,8 @@ pub struct SessionRow {
     pub user_agent: Option<String>,
     /// The provider it was signed in through, if any.
     pub oidc_provider: Option<String>,
+    /// The name of the passkey it was signed in with, if any (and not removed since).
+    pub passkey: Option<String>,
 }
 
 fn store_error(error: impl std::fmt::Display) -> session_store::Error {
@@ -538,7 +571,7 @@ impl SessionStore for Store {
             sqlx::query(
                 "UPDATE tower_sessions SET data = $1, expiry_date = $2, user_id = $3, \
                  created_at = $4, last_seen_at = $5, user_agent = $6, oidc_provider = $7, \
-                 oidc_sid = $8 WHERE id = $9",
+                 oidc_sid = $8, passkey_id = $9 WHERE id = $10",
             )
             .bind(data)
             .bind(record.expiry_date)
@@ -548,6 +581,7 @@ impl SessionStore for Store {
             .bind(meta.user_agent)
             .bind(meta.oidc_provider)
             .bind(meta.oidc_sid)
+            .bind(meta.passkey_id)
             .bind(record.id.to_string())
             .execute(pool)
             .await

@@ -80,6 +80,9 @@ pub enum ConnectError {
     /// Password hashing could not be prepared.
     #[error("could not prepare password hashing: {0}")]
     Hasher(AppError),
+    /// The site's origin cannot be a WebAuthn relying party (passkeys).
+    #[error(transparent)]
+    Passkeys(#[from] crate::passkeys::PasskeySetupError),
     /// TLS for the identity providers could not be set up.
     #[error(transparent)]
     Tls(#[from] crate::oidc::TlsSetupError),
@@ -110,6 +113,7 @@ impl Signoff {
             .unwrap_or_else(|| served_at.trim_end_matches('/').to_owned());
         Ok(Self::new(SignoffInner {
             oidc: Providers::new(config.oidc, &origin)?,
+            passkeys: crate::passkeys::Passkeys::new(&origin)?,
             recovery: crate::mail_tokens::Recovery::new(&origin),
             events: Hub::new(&db, config.stream_lifetime, config.max_streams),
             store: Store::new(&db, &config.sessions),
@@ -196,6 +200,8 @@ pub struct SignoffInner {
     pub trusted_proxies: Vec<Cidr>,
     /// The OpenID Providers people may sign in with (`OIDC_PROVIDERS`); empty: none.
     pub oidc: Providers,
+    /// The WebAuthn relying party (passkeys): the site's origin and host.
+    pub passkeys: crate::passkeys::Passkeys,
     /// The mail outbox's worker (`SMTP_URL`, `MAIL_FROM`).
     pub mailer: Mailer,
     /// The mailed-link flows (password reset, address confirmation): the site's origin for the

@@ -127,6 +127,18 @@ pub fn mail_link_bucket(settings: &ThrottleSettings, purpose: &str, user_id: i64
     }]
 }
 
+/// The bucket a passkey sign-in or confirmation counts against until it succeeds: its client
+/// address, with the high ceiling of single sign-on (ten times `LOGIN_MAX_FAILURES`). A
+/// signature cannot be guessed; the bucket bounds what a client's failures cost the server.
+pub fn passkey_buckets(settings: &ThrottleSettings, ip: Option<IpAddr>) -> Vec<Bucket> {
+    ip.map(|ip| Bucket {
+        key: format!("passkey:{}", counting_key(ip)),
+        limit: settings.max_failures.saturating_mul(10),
+    })
+    .into_iter()
+    .collect()
+}
+
 /// The buckets a single sign-on code exchange is counted in until it succeeds: the browser's
 /// session (`LOGIN_MAX_FAILURES`), and its address with a high ceiling (ten times that), so that
 /// people behind one NAT or proxy are not locked out by each other.

@@ -272,6 +272,27 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
+    /// POSTs a JSON body (`fetch` with `application/json`, as the passkey calls are made), with
+    /// an optional session cookie.
+    pub async fn post_json(&self, path: &str, body: &Value, cookie: Option<&str>) -> Response {
+        self.post_raw(path, body.to_string().into_bytes(), cookie)
+            .await
+    }
+
+    /// POSTs these exact bytes as `application/json`.
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>, cookie: Option<&str>) -> Response {
+        let mut request = self
+            .client
+            .post(self.url(path))
+            .header(header::ACCEPT, "application/json")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, format!("{}={cookie}", self.cookie_name));
+        }
+        request.send().await.expect("request sent")
+    }
+
     /// A native form post as Chromium sends it ([`BROWSER_FORM`]), with exactly `cookies` (a raw
     /// `Cookie` header; empty for none). The answer is not followed (a 303 lands on the page).
     pub async fn submit_form(&self, path: &str, form: &[(&str, &str)], cookies: &str) -> Response {

@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real server on a random port with a fresh SQLite file and
 //! speaks HTTP to it. One binary, so the crates are linked once.
 
+mod authenticator;
 mod helpers;
 mod idp;
 mod smtp;
@@ -21,6 +22,7 @@ mod mail;
 mod names;
 mod oidc;
 mod pages;
+mod passkeys;
 mod postgres_only;
 mod proxy;
 mod recovery;

@@ -356,7 +356,14 @@ async fn finish(
                 sid: claims.sid.clone(),
                 id_token,
             };
-            crate::lifecycle::start_session(&mut auth, &user, state, &meta, Some(via)).await
+            crate::lifecycle::start_session(
+                &mut auth,
+                &user,
+                state,
+                &meta,
+                crate::lifecycle::Via::Provider(via),
+            )
+            .await
         }
     }
 }

@@ -187,13 +187,15 @@ pub enum Unlinked {
     Done,
     /// No such identity is linked to the account.
     NotLinked,
-    /// It is the account's last way in (no password, no other provider): nothing changed.
+    /// It is the account's last way in (no password, no other provider, no passkey): nothing
+    /// changed.
     LastWayIn,
 }
 
-/// Unlinks a provider from an account while another way in remains. The account's row is locked
-/// first (an update that changes nothing), so two unlinks at once cannot each leave the other as
-/// the last way in and both go through.
+/// Unlinks a provider from an account while another way in remains (a password, another
+/// provider, a passkey). The account's row is locked first (an update that changes nothing), so
+/// two removals at once (two unlinks, or an unlink and a passkey's removal, which locks the same
+/// row) cannot each leave the other as the last way in and both go through.
 pub async fn unlink(db: &Database, user_id: i64, provider: &str) -> Result<Unlinked, sqlx::Error> {
     on_db!(db, |pool| async {
         let mut tx = pool.begin().await?;
@@ -223,7 +225,11 @@ pub async fn unlink(db: &Database, user_id: i64, provider: &str) -> Result<Unlin
                 .bind(user_id)
                 .fetch_one(&mut *tx)
                 .await?;
-        if others == 0 && !has_password {
+        let passkeys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM passkeys WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if others == 0 && !has_password && passkeys == 0 {
             return Ok(Unlinked::LastWayIn);
         }
         sqlx::query("DELETE FROM oidc_identities WHERE user_id = $1 AND provider = $2")
