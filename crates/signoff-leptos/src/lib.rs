@@ -29,6 +29,7 @@ mod login;
 mod logout;
 pub mod oidc;
 pub mod oidc_ui;
+pub mod passkeys;
 pub mod security_ui;
 pub mod state;
 pub mod tabs;

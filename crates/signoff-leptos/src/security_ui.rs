@@ -11,6 +11,92 @@ use super::{
 };
 use crate::error::{AppError, ErrorCode};
 
+/// "Confirm it's you": a change of the ways in answered `reauthentication_required` (the session's
+/// last proof of identity is too old, `signoff::stepup`). The section opens a prompt (the password,
+/// or a passkey); once confirmed, the change is carried on with, with nothing typed again.
+#[derive(Clone, Copy)]
+pub struct StepUp {
+    resume: StoredValue<Option<Callback<()>>>,
+    open: RwSignal<bool>,
+}
+
+impl StepUp {
+    fn new() -> Self {
+        Self {
+            resume: StoredValue::new(None),
+            open: RwSignal::new(false),
+        }
+    }
+
+    /// Opens the prompt; `resume` runs once the person has confirmed.
+    pub fn ask(&self, resume: Callback<()>) {
+        self.resume.set_value(Some(resume));
+        self.open.set(true);
+    }
+
+    fn confirmed(&self) {
+        self.open.set(false);
+        if let Some(resume) = self.resume.get_value() {
+            self.resume.set_value(None);
+            resume.run(());
+        }
+    }
+}
+
+/// The prompt of [`StepUp`]: the password (when the account has one), a passkey (where the
+/// browser can), or a fresh sign-in with the provider (`/confirm`).
+#[component]
+fn ConfirmPrompt(step_up: StepUp, no_password: bool) -> impl IntoView {
+    let password = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let done = move |result: Result<(), AppError>| match result {
+        Ok(()) => {
+            error.set(None);
+            step_up.confirmed();
+        }
+        Err(failure) => error.set(Some(failure.message)),
+    };
+    let by_password = Action::new(move |password: &String| {
+        let password = password.clone();
+        async move { done(super::confirm_identity(password).await) }
+    });
+    let by_passkey =
+        Action::new_local(move |_: &()| async move { done(super::passkeys::confirm().await) });
+    let heading = NodeRef::<leptos::html::H3>::new();
+    Effect::new(move |_| {
+        if step_up.open.get() {
+            if let Some(heading) = heading.get() {
+                let _ = heading.focus();
+            }
+        }
+    });
+    view! {
+        <Show when=move || step_up.open.get()>
+            <div class="card confirm" role="group" aria-labelledby="confirm-heading">
+                <h3 id="confirm-heading" tabindex="-1" node_ref=heading>"Confirm it's you"</h3>
+                <p>"This change needs a recent proof that it's you. Then it carries on."</p>
+                {(!no_password).then(|| view! {
+                    <form class="stack" on:submit=move |event: SubmitEvent| {
+                        event.prevent_default();
+                        by_password.dispatch(password.get_untracked());
+                        password.set(String::new());
+                    }>
+                        <label for="confirm-password">"Your password"</label>
+                        <input id="confirm-password" type="password" autocomplete="current-password" bind:value=password />
+                        <button type="submit" class="btn primary">"Confirm"</button>
+                    </form>
+                })}
+                <button type="button" class="btn" on:click=move |_| {
+                    by_passkey.dispatch_local(());
+                }>"Use a passkey"</button>
+                {no_password.then(|| view! { <a class="btn" href="/confirm">"Sign in again with your provider"</a> })}
+                <button type="button" class="btn" on:click=move |_| step_up.open.set(false)>"Cancel"</button>
+                {move || error.get().map(|message| view! { <p class="error" role="alert">{message}</p> })}
+            </div>
+        </Show>
+    }
+}
+
 /// The Security section: the account's sessions (each can be ended), "Sign out everywhere",
 /// the password change (or setting a first one: `no_password`), the ways to sign in, and recent
 /// activity. Reads `AuthState` from context.
@@ -21,6 +107,8 @@ pub fn SecurityPanel(
     no_password: bool,
 ) -> impl IntoView {
     let auth = expect_context::<AuthState>();
+    let step_up = StepUp::new();
+    provide_context(step_up);
     let sessions = Resource::new(|| (), |_| list_sessions());
     let activity = Resource::new(|| (), |_| recent_activity());
     let refresh = move || {
@@ -92,7 +180,11 @@ pub fn SecurityPanel(
                 view! { <p class="error" role="alert">"Sign-out failed: " {error.message}</p> }
             })}
 
+            <ConfirmPrompt step_up no_password />
+
             <super::oidc_ui::SignInMethodsSection />
+
+            <super::passkeys::PasskeysSection on_changed=Callback::new(move |_| refresh()) />
 
             <ChangePasswordForm on_changed=refresh no_password />
 
@@ -136,6 +228,7 @@ fn SessionList(
                             <span class="meta">
                                 "Signed in "
                                 {session.provider.clone().map(|name| format!("with {name} "))}
+                                {session.passkey.clone().map(|name| format!("with a passkey ({name}) "))}
                                 {when(session.created_at.as_deref())}
                                 " · last seen " {when(session.last_seen_at.as_deref())}
                             </span>
@@ -266,6 +359,8 @@ fn event_label(event: &str, provider: Option<&str>) -> String {
             "login_succeeded" => Some(format!("Signed in with {name}")),
             "provider_linked" => Some(format!("{name} linked")),
             "provider_unlinked" => Some(format!("{name} unlinked")),
+            "passkey_added" => Some(format!("Passkey \u{201c}{name}\u{201d} added")),
+            "passkey_removed" => Some(format!("Passkey \u{201c}{name}\u{201d} removed")),
             "provider_logout" => Some(format!("Signed out by {name}")),
             "logout_at_provider" => Some(format!("Signed out, and out of {name}")),
             _ => None,
@@ -292,7 +387,7 @@ fn event_label(event: &str, provider: Option<&str>) -> String {
 
 /// "2026-11-25 03:33 UTC" from an RFC 3339 UTC timestamp; the same on server and browser, so
 /// hydration matches.
-fn when(at: Option<&str>) -> String {
+pub(crate) fn when(at: Option<&str>) -> String {
     match at {
         Some(at) if at.len() >= 16 => format!("{} UTC", at[..16].replace('T', " ")),
         _ => "unknown".into(),

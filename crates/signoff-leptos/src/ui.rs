@@ -183,7 +183,37 @@ fn SignedOut() -> impl IntoView {
                 action=create
             />
         </div>
+        <super::passkeys::PasskeySignIn />
         <super::oidc_ui::ProviderSignIn />
+    }
+}
+
+/// "Create account with a passkey" (no password), for the name typed in the create form; shown
+/// where the browser can make passkeys.
+#[component]
+fn CreateWithPasskey(username: RwSignal<String>) -> impl IntoView {
+    let auth = expect_context::<AuthState>();
+    let shown = super::passkeys::can_create();
+    let create = Action::new_local(move |name: &String| {
+        let name = name.clone();
+        async move {
+            let result = super::passkeys::create_account(name).await;
+            if let Ok(user) = &result {
+                auth.signed_in(user.clone());
+            }
+            result.map(|_| ())
+        }
+    });
+    let pending = create.pending();
+    view! {
+        <Show when=move || shown.get()>
+            <button type="button" class="btn" disabled=pending on:click=move |_| {
+                create.dispatch_local(username.get_untracked());
+            }>
+                {move || if pending.get() { "Waiting for your passkey…" } else { "Create account with a passkey" }}
+            </button>
+            {move || create.value().get().and_then(Result::err).map(|error| view! { <p class="error" role="alert">{error.message}</p> })}
+        </Show>
     }
 }
 
@@ -233,7 +263,9 @@ fn CredentialsForm(
                 id=format!("{id}-username")
                 name="username"
                 type="text"
-                autocomplete="username"
+                // The sign-in form's field also offers the site's passkeys (conditional
+                // mediation, `passkeys::PasskeySignIn`).
+                autocomplete=if new_account { "username" } else { "username webauthn" }
                 autocapitalize="none"
                 spellcheck="false"
                 required
@@ -263,6 +295,7 @@ fn CredentialsForm(
             <button type="submit" class="btn primary" disabled=pending>
                 {move || if pending.get() { pending_label } else { submit }}
             </button>
+            {new_account.then(|| view! { <CreateWithPasskey username /> })}
             {move || error().map(|message| view! { <p class="error" role="alert">{message}</p> })}
             {(!new_account).then(|| view! { <p class="hint"><a href="/forgot">"Forgot your password?"</a></p> })}
         </form>

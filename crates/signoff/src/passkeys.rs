@@ -335,20 +335,10 @@ pub async fn add_finish(State(state): State<Signoff>, request: Request) -> Respo
     )
 }
 
-/// `GET /api/passkeys`: the signed-in account's passkeys, oldest first.
-pub async fn list(State(state): State<Signoff>, request: Request) -> Response {
-    answer(
-        async {
-            let call = Call::of(&state, request).await?;
-            let user = crate::require_user(&call.auth)?;
-            Ok(rows_of(&state.db, user.id)
-                .await?
-                .iter()
-                .map(Row::info)
-                .collect::<Vec<_>>())
-        }
-        .await,
-    )
+/// An account's passkeys, oldest first (`GET /api/passkeys`, a server function of
+/// `signoff-leptos`, so that the page renders them on the server).
+pub async fn list(db: &Database, user_id: i64) -> Result<Vec<PasskeyInfo>, AppError> {
+    Ok(rows_of(db, user_id).await?.iter().map(Row::info).collect())
 }
 
 /// `POST /api/passkeys/rename` `{"id": 1, "name": "…"}`. A name is not a way in: no fresh

@@ -85,8 +85,8 @@ where
         .route("/verify-email", get(pages::verify_page))
         .route("/confirm", get(pages::confirm_page))
         .route("/api/email/verify", post(pages::verify_post))
-        // Passkeys: each ceremony is a start and a finish (`passkeys`).
-        .route("/api/passkeys", get(passkeys::list))
+        // Passkeys: each ceremony is a start and a finish (`passkeys`); the list is a server
+        // function (`signoff-leptos`).
         .route("/api/passkeys/add/start", post(passkeys::add_start))
         .route("/api/passkeys/add/finish", post(passkeys::add_finish))
         .route("/api/passkeys/rename", post(passkeys::rename))

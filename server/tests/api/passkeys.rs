@@ -257,7 +257,7 @@ async fn hostile_passkey_input_gets_a_4xx_and_no_session() {
     };
 
     // A finish with no ceremony.
-    let (options, cookie) = start(&app, "/api/passkeys/signin/start", json!({}), None).await;
+    let (options, cookie) = start(app, "/api/passkeys/signin/start", json!({}), None).await;
     let good = passkey.get(&options);
     refused(
         app.post_json(
@@ -316,7 +316,7 @@ async fn hostile_passkey_input_gets_a_4xx_and_no_session() {
         ),
     ];
     for (what, body) in bodies {
-        let (_, cookie) = start(&app, "/api/passkeys/signin/start", json!({}), None).await;
+        let (_, cookie) = start(app, "/api/passkeys/signin/start", json!({}), None).await;
         refused(
             app.post_raw("/api/passkeys/signin/finish", body, Some(&cookie))
                 .await,
@@ -326,7 +326,7 @@ async fn hostile_passkey_input_gets_a_4xx_and_no_session() {
     }
 
     // A challenge from another session: the assertion answers `cookie`'s ceremony.
-    let (_, elsewhere) = start(&app, "/api/passkeys/signin/start", json!({}), None).await;
+    let (_, elsewhere) = start(app, "/api/passkeys/signin/start", json!({}), None).await;
     refused(
         app.post_json(
             "/api/passkeys/signin/finish",
@@ -339,7 +339,7 @@ async fn hostile_passkey_input_gets_a_4xx_and_no_session() {
     .await;
 
     // A credential of one account presented with another account's user handle.
-    let (options, mixed_cookie) = start(&app, "/api/passkeys/signin/start", json!({}), None).await;
+    let (options, mixed_cookie) = start(app, "/api/passkeys/signin/start", json!({}), None).await;
     let mut mixed = passkey.get(&options);
     mixed["response"]["userHandle"] = json!(base64_url(&other.user_handle));
     refused(
@@ -354,7 +354,7 @@ async fn hostile_passkey_input_gets_a_4xx_and_no_session() {
     .await;
 
     // A signature by another account's key over this credential's id.
-    let (options, forged_cookie) = start(&app, "/api/passkeys/signin/start", json!({}), None).await;
+    let (options, forged_cookie) = start(app, "/api/passkeys/signin/start", json!({}), None).await;
     let mut forged = other.get(&options);
     forged["id"] = json!(base64_url(&passkey.credential_id));
     forged["rawId"] = forged["id"].clone();
@@ -382,12 +382,12 @@ async fn hostile_passkey_input_gets_a_4xx_and_no_session() {
     // A clone of the authenticator, behind the original: it presents counter 1, which the
     // genuine assertion (the first of this credential to be verified) used already.
     passkey.counter = 0;
-    let (response, _) = sign_in(&app, &mut passkey).await;
+    let (response, _) = sign_in(app, &mut passkey).await;
     assert_eq!(passkey.counter, 1);
     refused(response, "a counter that did not go up").await;
 
     // An oversized body: 413 before anything is parsed.
-    let (_, cookie) = start(&app, "/api/passkeys/signin/start", json!({}), None).await;
+    let (_, cookie) = start(app, "/api/passkeys/signin/start", json!({}), None).await;
     let huge = json!({ "credential": { "id": "A".repeat(40_000) } });
     let response = app
         .post_json("/api/passkeys/signin/finish", &huge, Some(&cookie))
@@ -396,7 +396,7 @@ async fn hostile_passkey_input_gets_a_4xx_and_no_session() {
 
     // Registration: hostile names and credentials.
     let owner = app.register("tilda").await;
-    let (options, _) = start(&app, "/api/passkeys/add/start", json!({}), Some(&owner)).await;
+    let (options, _) = start(app, "/api/passkeys/add/start", json!({}), Some(&owner)).await;
     let (_, credential) = SoftPasskey::create(&options, "http://evil.example");
     let client_error = |response: reqwest::Response, what: &'static str| async move {
         let status = response.status();
@@ -414,8 +414,8 @@ async fn hostile_passkey_input_gets_a_4xx_and_no_session() {
         "a registration from another origin",
     )
     .await;
-    let (options, _) = start(&app, "/api/passkeys/add/start", json!({}), Some(&owner)).await;
-    let (_, credential) = SoftPasskey::create(&options, &origin(&app));
+    let (options, _) = start(app, "/api/passkeys/add/start", json!({}), Some(&owner)).await;
+    let (_, credential) = SoftPasskey::create(&options, &origin(app));
     for (what, name) in [
         ("a name too long", "n".repeat(65)),
         ("a control character", "a\u{7}b".into()),
