@@ -18,11 +18,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The release server and bundle, as `make e2e` built them (a no-op then).
+# The release server and bundle, as `make e2e` built them (a no-op then). STEP_UP_MAX_AGE is
+# short so that the passkey specs (passkeys.spec.ts, here because WebAuthn needs `localhost`) can
+# outlive the fresh-proof window within a test.
 cargo leptos build --release
 
 DATABASE_URL="sqlite://$work/signoff.db" LEPTOS_SITE_ADDR="127.0.0.1:$PORT" \
-  LEPTOS_SITE_ROOT=target/site COOKIE_SECURE=true RUST_LOG=warn REGISTER_MAX_PER_WINDOW=1000 \
+  LEPTOS_SITE_ROOT=target/site COOKIE_SECURE=true RUST_LOG=warn REGISTER_MAX_PER_WINDOW=1000 STEP_UP_MAX_AGE=10 \
   ./target/release/server > "$work/server.log" 2>&1 &
 pids+=($!)
 

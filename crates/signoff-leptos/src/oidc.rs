@@ -27,6 +27,7 @@ pub async fn list_sign_in_methods() -> Result<SignInMethods, AppError> {
             providers: Vec::new(),
             has_password: true,
             session_provider: None,
+            passkeys: 0,
         });
     }
     let (linked, has_password) = oidc::identities::ways_in(&state.db, user.id)
@@ -36,6 +37,12 @@ pub async fn list_sign_in_methods() -> Result<SignInMethods, AppError> {
             AppError::unavailable()
         })?;
     let session_provider = oidc::session_provider(&auth, &state.oidc).await?;
+    let passkeys = super::ssr::passkeys::count(&state.db, user.id)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "could not count the account's passkeys");
+            AppError::unavailable()
+        })?;
     Ok(SignInMethods {
         providers: state
             .oidc
@@ -47,11 +54,12 @@ pub async fn list_sign_in_methods() -> Result<SignInMethods, AppError> {
             .collect(),
         has_password,
         session_provider,
+        passkeys: u32::try_from(passkeys).unwrap_or(u32::MAX),
     })
 }
 
 /// `POST /api/unlink_provider` (`provider`): unlinks a provider from the signed-in account,
-/// while another way in remains (a password or another provider); 400 otherwise, 404 when it is
+/// while another way in remains (a password, another provider or a passkey); 400 otherwise, 404 when it is
 /// not linked. Sessions signed in through it go on until they end.
 #[server(prefix = "/api", endpoint = "unlink_provider")]
 // The generated argument struct's fields are the parameters documented above.

@@ -31,6 +31,20 @@ fn supported() -> bool {
     false
 }
 
+/// The browser's futures (fetch, WebAuthn's promises) are not `Send`; Leptos' actions want them to
+/// be. The page has one thread, so they are wrapped. On the server the futures are plain (and
+/// never run: the controls do nothing until hydrated). Nothing here keeps thread-bound values in
+/// the reactive graph: the server renders these components on many threads.
+#[cfg(feature = "browser")]
+fn sendable<F: std::future::Future>(future: F) -> send_wrapper::SendWrapper<F> {
+    send_wrapper::SendWrapper::new(future)
+}
+
+#[cfg(not(feature = "browser"))]
+fn sendable<F: std::future::Future + Send>(future: F) -> F {
+    future
+}
+
 /// A JSON call to the server: the answer's text, or its JSON error.
 async fn call(path: &str, body: String) -> Result<String, AppError> {
     #[cfg(feature = "browser")]
@@ -91,10 +105,10 @@ fn with_credential(name: Option<&str>, credential: &str) -> String {
     format!("{{{name}\"credential\":{credential}}}")
 }
 
-/// Signs in with a passkey: a modal request (`conditional` false, the button) or the
-/// username field's autofill (`conditional`, aborted through `abort` when the page moves on).
-/// `Ok(None)`: the autofill request was aborted; nothing to say.
-async fn sign_in(conditional: Option<js::Abort>) -> Result<Option<User>, AppError> {
+/// Signs in with a passkey: a modal request (the button) or the username field's autofill
+/// (`conditional`; `js::abort_autofill` ends it when the page moves on). `Ok(None)`: the autofill
+/// request was aborted; nothing to say.
+async fn sign_in(conditional: bool) -> Result<Option<User>, AppError> {
     let options = call("/api/passkeys/signin/start", "{}".into()).await?;
     let credential = match js::get(&options, conditional).await {
         Ok(credential) => credential,
@@ -116,7 +130,6 @@ pub fn PasskeySignIn() -> impl IntoView {
     let auth = expect_context::<AuthState>();
     let error = RwSignal::new(None::<String>);
     let shown = RwSignal::new(false);
-    let autofill = StoredValue::new_local(None::<js::Abort>);
     let finish = move |result: Result<Option<User>, AppError>| match result {
         Ok(Some(user)) => auth.signed_in(user),
         Ok(None) => {}
@@ -126,28 +139,19 @@ pub fn PasskeySignIn() -> impl IntoView {
         shown.set(supported());
         #[cfg(feature = "browser")]
         leptos::task::spawn_local(async move {
-            if !js::autofill_available().await {
-                return;
+            if js::autofill_available().await {
+                finish(sign_in(true).await);
             }
-            let Some(abort) = js::Abort::new() else {
-                return;
-            };
-            autofill.set_value(Some(abort.clone()));
-            finish(sign_in(Some(abort)).await);
         });
     });
-    on_cleanup(move || {
-        if let Some(abort) = autofill.try_get_value().flatten() {
-            abort.abort();
-        }
-    });
-    let button = Action::new_local(move |_: &()| async move {
-        // One WebAuthn request at a time: the autofill's gives way to the button's.
-        if let Some(abort) = autofill.get_value() {
-            abort.abort();
-        }
-        error.set(None);
-        finish(sign_in(None).await);
+    on_cleanup(js::abort_autofill);
+    let button = Action::new(move |_: &()| {
+        sendable(async move {
+            // One WebAuthn request at a time: the autofill's gives way to the button's.
+            js::abort_autofill();
+            error.set(None);
+            finish(sign_in(false).await);
+        })
     });
     let pending = button.pending();
     view! {
@@ -164,17 +168,23 @@ pub fn PasskeySignIn() -> impl IntoView {
     }
 }
 
-/// Creates an account whose only way in is a new passkey, named `username`.
-pub(crate) async fn create_account(username: String) -> Result<User, AppError> {
-    let body = format!("{{\"username\":{}}}", json_string(&username));
-    let options = call("/api/passkeys/create/start", body).await?;
-    let credential = js::create(&options).await.map_err(AppError::from)?;
-    let user = call(
-        "/api/passkeys/create/finish",
-        with_credential(Some(""), &credential),
-    )
-    .await?;
-    parsed(&user)
+/// Creates an account whose only way in is a new passkey, named `username`, and signs it in.
+pub(crate) fn create_account(
+    username: String,
+    auth: AuthState,
+) -> impl std::future::Future<Output = Result<(), AppError>> + Send {
+    sendable(async move {
+        let body = format!("{{\"username\":{}}}", json_string(&username));
+        let options = call("/api/passkeys/create/start", body).await?;
+        let credential = js::create(&options).await.map_err(AppError::from)?;
+        let user = call(
+            "/api/passkeys/create/finish",
+            with_credential(Some(""), &credential),
+        )
+        .await?;
+        auth.signed_in(parsed(&user)?);
+        Ok(())
+    })
 }
 
 /// Whether passkeys can be made in this browser (for the "Create an account with a passkey"
@@ -185,16 +195,24 @@ pub(crate) fn can_create() -> Signal<bool> {
     shown.into()
 }
 
-/// Confirms who you are with one of the account's passkeys (`stepup`).
-pub(crate) async fn confirm() -> Result<(), AppError> {
-    let options = call("/api/passkeys/confirm/start", "{}".into()).await?;
-    let credential = js::get(&options, None).await.map_err(AppError::from)?;
-    call(
-        "/api/passkeys/confirm/finish",
-        with_credential(None, &credential),
-    )
-    .await
-    .map(|_| ())
+/// Confirms who you are with one of the account's passkeys (`stepup`), and says how it went.
+pub(crate) fn confirm(
+    done: impl Fn(Result<(), AppError>) + Send + 'static,
+) -> impl std::future::Future<Output = ()> + Send {
+    sendable(async move {
+        let result = async {
+            let options = call("/api/passkeys/confirm/start", "{}".into()).await?;
+            let credential = js::get(&options, false).await.map_err(AppError::from)?;
+            call(
+                "/api/passkeys/confirm/finish",
+                with_credential(None, &credential),
+            )
+            .await
+            .map(|_| ())
+        }
+        .await;
+        done(result);
+    })
 }
 
 /// What the Passkeys list asks of the server.
@@ -243,9 +261,9 @@ pub fn PasskeysSection(
     let new_name = RwSignal::new(String::new());
     // What to carry on with once "Confirm it's you" succeeds (set below, once `act` exists).
     let resume = StoredValue::new(None::<Callback<Change>>);
-    let act = Action::new_local(move |what: &Change| {
+    let act = Action::new(move |what: &Change| {
         let what = what.clone();
-        async move {
+        sendable(async move {
             let result = change(what.clone()).await;
             match result {
                 Err(error) if error.code == ErrorCode::ReauthenticationRequired => {
@@ -262,10 +280,10 @@ pub fn PasskeysSection(
                     on_changed.run(());
                 }
             }
-        }
+        })
     });
     resume.set_value(Some(Callback::new(move |what: Change| {
-        act.dispatch_local(what);
+        act.dispatch(what);
     })));
     let pending = act.pending();
     let can_add = RwSignal::new(false);
@@ -285,11 +303,11 @@ pub fn PasskeysSection(
             })}
         </Transition>
         <Show when=move || can_add.get()>
-            <form class="stack" aria-labelledby="add-passkey-label" on:submit=move |event: SubmitEvent| {
+            <form class="stack" aria-label="Add a passkey" on:submit=move |event: SubmitEvent| {
                 event.prevent_default();
-                act.dispatch_local(Change::Add(new_name.get_untracked()));
+                act.dispatch(Change::Add(new_name.get_untracked()));
             }>
-                <label id="add-passkey-label" for="new-passkey-name">"Name for a new passkey"</label>
+                <label for="new-passkey-name">"Name for a new passkey"</label>
                 <input id="new-passkey-name" type="text" maxlength="64" placeholder="e.g. Work laptop" bind:value=new_name />
                 <button type="submit" class="btn" disabled=pending>"Add a passkey"</button>
             </form>
@@ -311,7 +329,7 @@ fn PasskeyItem(passkey: PasskeyInfo, act: Action<Change, ()>) -> impl IntoView {
         <li class="passkey" data-passkey=id>
             <form class="inline" on:submit=move |event: SubmitEvent| {
                 event.prevent_default();
-                act.dispatch_local(Change::Rename(id, name.get_untracked()));
+                act.dispatch(Change::Rename(id, name.get_untracked()));
             }>
                 <label class="visually-hidden" for=input_id.clone()>"Name of this passkey"</label>
                 <input id=input_id type="text" maxlength="64" bind:value=name />
@@ -321,7 +339,7 @@ fn PasskeyItem(passkey: PasskeyInfo, act: Action<Change, ()>) -> impl IntoView {
                     class="btn small"
                     aria-label=format!("Remove passkey {}", passkey.name)
                     on:click=move |_| {
-                        act.dispatch_local(Change::Remove(id));
+                        act.dispatch(Change::Remove(id));
                     }
                 >
                     "Remove"
@@ -412,23 +430,27 @@ mod js {
             }
         }
 
-        /// An `AbortController`, to end a pending autofill request.
-        #[derive(Clone)]
-        pub struct Abort(JsValue);
+        thread_local! {
+            /// The `AbortController` of the pending autofill request, if any.
+            static AUTOFILL: std::cell::RefCell<Option<JsValue>> =
+                const { std::cell::RefCell::new(None) };
+        }
 
-        impl Abort {
-            pub fn new() -> Option<Self> {
-                let class: Function = get(&js_sys::global(), "AbortController")
-                    .ok()?
-                    .dyn_into()
-                    .ok()?;
-                Reflect::construct(&class, &js_sys::Array::new())
-                    .ok()
-                    .map(Abort)
-            }
+        /// A new `AbortController` for the autofill request (aborting any other), and its
+        /// signal.
+        fn autofill_signal() -> Result<JsValue, JsValue> {
+            abort_autofill();
+            let class: Function = get(&js_sys::global(), "AbortController")?.dyn_into()?;
+            let controller = Reflect::construct(&class, &js_sys::Array::new())?;
+            let signal = get(&controller, "signal")?;
+            AUTOFILL.with(|slot| *slot.borrow_mut() = Some(controller));
+            Ok(signal)
+        }
 
-            pub fn abort(&self) {
-                let _ = call(&self.0, "abort", &[]);
+        /// Ends the pending autofill request, if there is one.
+        pub fn abort_autofill() {
+            if let Some(controller) = AUTOFILL.with(|slot| slot.borrow_mut().take()) {
+                let _ = call(&controller, "abort", &[]);
             }
         }
 
@@ -473,16 +495,13 @@ mod js {
                 .map_err(failure)
         }
 
-        pub async fn get_credential(
-            options: &str,
-            conditional: Option<Abort>,
-        ) -> Result<String, Failure> {
-            let extra: Vec<(&str, JsValue)> = match &conditional {
-                Some(abort) => vec![
+        pub async fn get_credential(options: &str, conditional: bool) -> Result<String, Failure> {
+            let extra: Vec<(&str, JsValue)> = match conditional {
+                true => vec![
                     ("mediation", JsValue::from_str("conditional")),
-                    ("signal", get(&abort.0, "signal").map_err(failure)?),
+                    ("signal", autofill_signal().map_err(failure)?),
                 ],
-                None => Vec::new(),
+                false => Vec::new(),
             };
             ceremony(options, "parseRequestOptionsFromJSON", "get", &extra)
                 .await
@@ -498,18 +517,13 @@ mod js {
     mod server {
         use super::Failure;
 
-        #[derive(Clone)]
-        pub struct Abort;
-
-        impl Abort {
-            pub fn abort(&self) {}
-        }
+        pub fn abort_autofill() {}
 
         pub async fn create(_: &str) -> Result<String, Failure> {
             Err(Failure::Unusable)
         }
 
-        pub async fn get(_: &str, _: Option<Abort>) -> Result<String, Failure> {
+        pub async fn get(_: &str, _: bool) -> Result<String, Failure> {
             Err(Failure::Unusable)
         }
     }

@@ -60,8 +60,7 @@ fn ConfirmPrompt(step_up: StepUp, no_password: bool) -> impl IntoView {
         let password = password.clone();
         async move { done(super::confirm_identity(password).await) }
     });
-    let by_passkey =
-        Action::new_local(move |_: &()| async move { done(super::passkeys::confirm().await) });
+    let by_passkey = Action::new(move |_: &()| super::passkeys::confirm(done));
     let heading = NodeRef::<leptos::html::H3>::new();
     Effect::new(move |_| {
         if step_up.open.get() {
@@ -87,7 +86,7 @@ fn ConfirmPrompt(step_up: StepUp, no_password: bool) -> impl IntoView {
                     </form>
                 })}
                 <button type="button" class="btn" on:click=move |_| {
-                    by_passkey.dispatch_local(());
+                    by_passkey.dispatch(());
                 }>"Use a passkey"</button>
                 {no_password.then(|| view! { <a class="btn" href="/confirm">"Sign in again with your provider"</a> })}
                 <button type="button" class="btn" on:click=move |_| step_up.open.set(false)>"Cancel"</button>

@@ -188,29 +188,21 @@ fn SignedOut() -> impl IntoView {
     }
 }
 
-/// "Create account with a passkey" (no password), for the name typed in the create form; shown
+/// "Sign up with a passkey" (no password), for the name typed in the create form; shown
 /// where the browser can make passkeys.
 #[component]
 fn CreateWithPasskey(username: RwSignal<String>) -> impl IntoView {
     let auth = expect_context::<AuthState>();
     let shown = super::passkeys::can_create();
-    let create = Action::new_local(move |name: &String| {
-        let name = name.clone();
-        async move {
-            let result = super::passkeys::create_account(name).await;
-            if let Ok(user) = &result {
-                auth.signed_in(user.clone());
-            }
-            result.map(|_| ())
-        }
-    });
+    let create =
+        Action::new(move |name: &String| super::passkeys::create_account(name.clone(), auth));
     let pending = create.pending();
     view! {
         <Show when=move || shown.get()>
             <button type="button" class="btn" disabled=pending on:click=move |_| {
-                create.dispatch_local(username.get_untracked());
+                create.dispatch(username.get_untracked());
             }>
-                {move || if pending.get() { "Waiting for your passkey…" } else { "Create account with a passkey" }}
+                {move || if pending.get() { "Waiting for your passkey…" } else { "Sign up with a passkey" }}
             </button>
             {move || create.value().get().and_then(Result::err).map(|error| view! { <p class="error" role="alert">{error.message}</p> })}
         </Show>

@@ -108,12 +108,16 @@ pub struct SignInMethods {
     pub has_password: bool,
     /// The provider this session was signed in through, if any.
     pub session_provider: Option<ProviderInfo>,
+    /// How many passkeys the account has (each is a way in).
+    #[serde(default)]
+    pub passkeys: u32,
 }
 
 impl SignInMethods {
     /// Whether unlinking `provider` would leave the account another way in.
     pub fn can_unlink(&self, provider: &str) -> bool {
         self.has_password
+            || self.passkeys > 0
             || self
                 .providers
                 .iter()
