@@ -56,6 +56,25 @@ pub use wire::{ActivityEntry, ProviderInfo, ProviderMethod, SessionInfo, SignInM
 
 use crate::error::AppError;
 
+/// A large part of the page, type-erased (boxed) on the server only. The server renders a view by
+/// value, one generic frame per level, and unoptimised (debug builds, `cargo leptos watch`) the
+/// signed-in page's frames outgrew a 2 MiB thread stack once the Security section had passkeys:
+/// boxing a subtree leaves a pointer in the frames above it. The HTML is the same. The browser
+/// keeps the typed view: an erased one brings `AnyView`'s hydration code (about 12 KB of
+/// bundle, measured when the Security section was erased in both).
+#[cfg(feature = "ssr")]
+pub(crate) fn boxed_on_server(
+    view: impl leptos::tachys::view::any_view::IntoAny,
+) -> leptos::prelude::AnyView {
+    view.into_any()
+}
+
+/// See the server's version: in the browser the view stays typed.
+#[cfg(not(feature = "ssr"))]
+pub(crate) fn boxed_on_server<V>(view: V) -> V {
+    view
+}
+
 /// `GET /api/me`: the signed-in user, or `null`.
 #[server(prefix = "/api", endpoint = "me", input = GetUrl)]
 pub async fn current_user() -> Result<Option<User>, AppError> {

@@ -50,11 +50,11 @@ pub fn ProviderSignOut(
     /// The provider's id.
     provider: String,
 ) -> impl IntoView {
-    view! {
+    super::boxed_on_server(view! {
         <form method="post" action={<LogoutProvider as ServerFn>::PATH}>
             <button type="submit" class="btn">"Sign out of " {provider} " too"</button>
         </form>
-    }
+    })
 }
 
 /// The Security section's "Ways to sign in": the password and each provider, linked (with

@@ -154,7 +154,7 @@ pub fn PasskeySignIn() -> impl IntoView {
         })
     });
     let pending = button.pending();
-    view! {
+    super::boxed_on_server(view! {
         <Show when=move || shown.get()>
             <div class="card passkey-sign-in">
                 <button type="button" class="btn" disabled=pending on:click=move |_| {
@@ -165,7 +165,7 @@ pub fn PasskeySignIn() -> impl IntoView {
                 {move || error.get().map(|message| view! { <p class="error" role="alert">{message}</p> })}
             </div>
         </Show>
-    }
+    })
 }
 
 /// Creates an account whose only way in is a new passkey, named `username`, and signs it in.
@@ -289,7 +289,7 @@ pub fn PasskeysSection(
     let can_add = RwSignal::new(false);
     Effect::new(move |_| can_add.set(supported()));
 
-    view! {
+    super::boxed_on_server(view! {
         <h3 id="passkeys-heading">"Passkeys"</h3>
         <p class="hint">"Sign in with your device's screen lock, fingerprint or face instead of a password."</p>
         <Transition fallback=|| view! { <p class="loading">"Loading passkeys…"</p> }>
@@ -316,7 +316,7 @@ pub fn PasskeysSection(
             Ok(done) => view! { <p class="notice" role="status">{done}</p> }.into_any(),
             Err(message) => view! { <p class="error" role="alert">{message}</p> }.into_any(),
         })}
-    }
+    })
 }
 
 #[component]
@@ -325,7 +325,7 @@ fn PasskeyItem(passkey: PasskeyInfo, act: Action<Change, ()>) -> impl IntoView {
     let name = RwSignal::new(passkey.name.clone());
     let input_id = format!("passkey-{id}-name");
     let when = |at: Option<&str>| super::security_ui::when(at);
-    view! {
+    super::boxed_on_server(view! {
         <li class="passkey" data-passkey=id>
             <form class="inline" on:submit=move |event: SubmitEvent| {
                 event.prevent_default();
@@ -351,7 +351,7 @@ fn PasskeyItem(passkey: PasskeyInfo, act: Action<Change, ()>) -> impl IntoView {
                 " · last used " {passkey.last_used_at.as_deref().map_or("never".into(), |at| when(Some(at)))}
             </span>
         </li>
-    }
+    })
 }
 
 /// The browser's WebAuthn, through `js_sys` (no bindings generated for it: a few reflective

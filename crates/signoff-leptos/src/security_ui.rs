@@ -69,7 +69,7 @@ fn ConfirmPrompt(step_up: StepUp, no_password: bool) -> impl IntoView {
             }
         }
     });
-    view! {
+    super::boxed_on_server(view! {
         <Show when=move || step_up.open.get()>
             <div class="card confirm" role="group" aria-labelledby="confirm-heading">
                 <h3 id="confirm-heading" tabindex="-1" node_ref=heading>"Confirm it's you"</h3>
@@ -93,7 +93,7 @@ fn ConfirmPrompt(step_up: StepUp, no_password: bool) -> impl IntoView {
                 {move || error.get().map(|message| view! { <p class="error" role="alert">{message}</p> })}
             </div>
         </Show>
-    }
+    })
 }
 
 /// The Security section: the account's sessions (each can be ended), "Sign out everywhere",
@@ -151,7 +151,7 @@ pub fn SecurityPanel(
     });
     let everywhere_pending = everywhere.pending();
 
-    view! {
+    super::boxed_on_server(view! {
         <section class="card security" aria-labelledby="security-heading">
             <h2 id="security-heading">"Security"</h2>
 
@@ -203,7 +203,7 @@ pub fn SecurityPanel(
                 })}
             </Transition>
         </section>
-    }
+    })
 }
 
 #[component]
@@ -212,7 +212,7 @@ fn SessionList(
     revoke: Action<String, Result<(), AppError>>,
 ) -> impl IntoView {
     let pending = revoke.pending();
-    view! {
+    super::boxed_on_server(view! {
         <ul class="sessions" aria-labelledby="sessions-heading">
             {list
                 .into_iter()
@@ -252,7 +252,7 @@ fn SessionList(
                 })
                 .collect_view()}
         </ul>
-    }
+    })
 }
 
 #[component]
@@ -291,7 +291,7 @@ fn ChangePasswordForm(
     } else {
         ("Change password", "Change password", "Changing password…")
     };
-    view! {
+    super::boxed_on_server(view! {
         <form class="stack" aria-labelledby="change-password-heading" on:submit=on_submit novalidate>
             <h3 id="change-password-heading">{heading}</h3>
             // An account made by a provider has no current password to give: a recent sign-in
@@ -324,7 +324,7 @@ fn ChangePasswordForm(
                 }
             })}
         </form>
-    }
+    })
 }
 
 #[component]

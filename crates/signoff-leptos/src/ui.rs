@@ -26,7 +26,7 @@ pub fn AccountPanel() -> impl IntoView {
     provide_context(auth);
     live::follow(auth);
 
-    view! {
+    super::boxed_on_server(view! {
         <p class="notice" role="status" aria-live="polite">{move || auth.notice.get()}</p>
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || {
@@ -39,20 +39,20 @@ pub fn AccountPanel() -> impl IntoView {
                     })
             }}
         </Suspense>
-    }
+    })
 }
 
 #[component]
 fn LoadFailed(error: AppError) -> impl IntoView {
     let auth = expect_context::<AuthState>();
-    view! {
+    super::boxed_on_server(view! {
         <section class="card">
             <p class="error" role="alert">{error.message}</p>
             <button type="button" class="btn" on:click=move |_| auth.user.refetch()>
                 "Try again"
             </button>
         </section>
-    }
+    })
 }
 
 #[component]
@@ -82,7 +82,7 @@ fn SignedIn(user: User) -> impl IntoView {
             .filter(|_| sign_out.value().get().is_none())
     };
 
-    view! {
+    super::boxed_on_server(view! {
         <section class="card" aria-labelledby="account-heading">
             <h2 id="account-heading">"Your account"</h2>
             <p class="who">"Signed in as " <strong>{user.username}</strong></p>
@@ -126,7 +126,7 @@ fn SignedIn(user: User) -> impl IntoView {
             }}
         </section>
         <super::security_ui::SecurityPanel no_password />
-    }
+    })
 }
 
 #[component]
@@ -158,7 +158,7 @@ fn SignedOut() -> impl IntoView {
         auth.notice.get().is_none() && auth.landing.get().is_some_and(|landing| landing.signed_out)
     };
 
-    view! {
+    super::boxed_on_server(view! {
         {move || {
             landed_signed_out()
                 .then(|| view! { <p class="notice" role="status">"You signed out."</p> })
@@ -185,7 +185,7 @@ fn SignedOut() -> impl IntoView {
         </div>
         <super::passkeys::PasskeySignIn />
         <super::oidc_ui::ProviderSignIn />
-    }
+    })
 }
 
 /// "Sign up with a passkey" (no password), for the name typed in the create form; shown
@@ -197,7 +197,7 @@ fn CreateWithPasskey(username: RwSignal<String>) -> impl IntoView {
     let create =
         Action::new(move |name: &String| super::passkeys::create_account(name.clone(), auth));
     let pending = create.pending();
-    view! {
+    super::boxed_on_server(view! {
         <Show when=move || shown.get()>
             <button type="button" class="btn" disabled=pending on:click=move |_| {
                 create.dispatch(username.get_untracked());
@@ -206,7 +206,7 @@ fn CreateWithPasskey(username: RwSignal<String>) -> impl IntoView {
             </button>
             {move || create.value().get().and_then(Result::err).map(|error| view! { <p class="error" role="alert">{error.message}</p> })}
         </Show>
-    }
+    })
 }
 
 /// A username + password form. `new_account` switches autocomplete hints and shows the rules.
@@ -240,7 +240,7 @@ fn CredentialsForm(
     };
     let hint_id = format!("{id}-password-hint");
 
-    view! {
+    super::boxed_on_server(view! {
         <form
             class="card"
             method="post"
@@ -291,5 +291,5 @@ fn CredentialsForm(
             {move || error().map(|message| view! { <p class="error" role="alert">{message}</p> })}
             {(!new_account).then(|| view! { <p class="hint"><a href="/forgot">"Forgot your password?"</a></p> })}
         </form>
-    }
+    })
 }

@@ -578,3 +578,48 @@ fn base64_url(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+#[tokio::test]
+async fn a_passkey_is_a_way_in_that_lets_a_provider_account_unlink_its_provider() {
+    use crate::idp::{client_id, spawn_with, Browser, Idp, PROVIDER};
+    // The larger steps on the heap: unoptimised, this test's future outgrows the test thread's
+    // stack.
+    let idp = Idp::start();
+    let app = Box::pin(spawn_with(&idp, &TestDb::new().await, &[])).await;
+    idp.register(&[&app], &client_id()).await;
+    let browser = Browser::new();
+    let cookie = Box::pin(browser.sign_in(&app, "xena")).await;
+    let methods = app.get_json("/api/sign_in_methods", Some(&cookie)).await;
+    assert_eq!(methods["has_password"], false, "{methods}");
+    assert_eq!(methods["passkeys"], 0, "{methods}");
+
+    // Its provider is its only way in: unlinking is refused.
+    let response = app
+        .post(
+            "/api/unlink_provider",
+            &[("provider", PROVIDER)],
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    // With a passkey, the provider can go, and the passkey is then the last way in.
+    Box::pin(add_passkey(&app, &cookie, "Phone")).await;
+    let methods = app.get_json("/api/sign_in_methods", Some(&cookie)).await;
+    assert_eq!(methods["passkeys"], 1, "{methods}");
+    let response = app
+        .post(
+            "/api/unlink_provider",
+            &[("provider", PROVIDER)],
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let id = app.get_json("/api/passkeys", Some(&cookie)).await[0]["id"].clone();
+    let response = app
+        .post_json("/api/passkeys/remove", &json!({ "id": id }), Some(&cookie))
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let (_, message) = error_body(response).await;
+    assert!(message.contains("only way in"), "{message}");
+}
