@@ -24,7 +24,14 @@ E2E_LIMITS := REGISTER_MAX_PER_WINDOW=1000
 # 179,412. The pages of those flows are server-rendered HTML and add nothing here; wrapping the
 # Security section in `into_any()` (to keep the server's view type shallow) cost 11.7 KB more
 # and was replaced by a recursion limit in the server crate.
-WASM_BUDGET_BROTLI := 183000
+# Raised from 183,000 for passkeys (issue 23; 217,089 measured, +34,570 over 182,519). No
+# WebAuthn crate is in it: the browser side is navigator.credentials through js_sys. Measured by
+# leaving each part out of a release build: the Security section's Passkeys list (its resource,
+# add, rename, remove) 15.7 KB, of which each row's rename/remove form 5.0 KB; "Sign up with a
+# passkey" 3.2 KB; "Sign in with a passkey" 2.4 KB; the rest (the "Confirm it's you" prompt
+# that carries on with the change, the JSON calls, the WebAuthn glue) about 13 KB. Leptos'
+# per-view generic code is most of it; server-rendered management pages would be the next cut.
+WASM_BUDGET_BROTLI := 218000
 
 .PHONY: run run-release watch csr-serve test tools tools-build lint unit unit-sqlite unit-postgres \
         e2e e2e-secure e2e-oidc bundle-budget e2e-csr watch-smoke screenshots soak bench wasm-size clean

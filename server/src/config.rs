@@ -143,6 +143,7 @@ mod tests {
             ("SESSION_ABSOLUTE_TIMEOUT", "600"),
             ("COOKIE_SECURE", "true"),
             ("LEPTOS_SITE_ADDR", "0.0.0.0:8080"),
+            ("SITE_ORIGIN", "https://app.example.com"),
             ("DATABASE_URL", "sqlite://x.db"),
         ])
         .unwrap();

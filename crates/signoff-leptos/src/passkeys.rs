@@ -113,6 +113,8 @@ async fn sign_in(conditional: bool) -> Result<Option<User>, AppError> {
     let credential = match js::get(&options, conditional).await {
         Ok(credential) => credential,
         Err(js::Failure::Aborted) => return Ok(None),
+        // Autofill that did not happen is not an error to show: the person typed instead.
+        Err(_) if conditional => return Ok(None),
         Err(failure) => return Err(failure.into()),
     };
     let user = call(
@@ -123,8 +125,29 @@ async fn sign_in(conditional: bool) -> Result<Option<User>, AppError> {
     parsed(&user).map(Some)
 }
 
-/// "Sign in with a passkey", and the passkey autofill of the username field
-/// (`autocomplete="username webauthn"` on the sign-in form), where the browser offers it.
+/// Offers the site's passkeys in the sign-in form's username field (`autocomplete="username
+/// webauthn"`, conditional mediation) once the field has focus, where the browser can. Not at
+/// page load: the ceremony's state needs a session on the server, and a signed-out page must not
+/// get a session cookie before the person does anything (right after a sign-out least of all).
+pub(crate) fn offer_autofill(auth: AuthState) {
+    #[cfg(feature = "browser")]
+    if js::supported() && js::claim_autofill() {
+        leptos::task::spawn_local(async move {
+            if js::autofill_available().await {
+                match sign_in(true).await {
+                    Ok(Some(user)) => auth.signed_in(user),
+                    Ok(None) => {}
+                    Err(failure) => auth.notice.set(Some(failure.message)),
+                }
+            }
+            js::autofill_done();
+        });
+    }
+    #[cfg(not(feature = "browser"))]
+    let _ = auth;
+}
+
+/// "Sign in with a passkey" (no name typed), where the browser can use passkeys.
 #[component]
 pub fn PasskeySignIn() -> impl IntoView {
     let auth = expect_context::<AuthState>();
@@ -135,15 +158,8 @@ pub fn PasskeySignIn() -> impl IntoView {
         Ok(None) => {}
         Err(failure) => error.set(Some(failure.message)),
     };
-    Effect::new(move |_| {
-        shown.set(supported());
-        #[cfg(feature = "browser")]
-        leptos::task::spawn_local(async move {
-            if js::autofill_available().await {
-                finish(sign_in(true).await);
-            }
-        });
-    });
+    Effect::new(move |_| shown.set(supported()));
+    // The sign-in form is going away: its autofill request with it.
     on_cleanup(js::abort_autofill);
     let button = Action::new(move |_: &()| {
         sendable(async move {
@@ -255,7 +271,7 @@ pub fn PasskeysSection(
     /// Called after a change (the sessions list may have changed).
     on_changed: Callback<()>,
 ) -> impl IntoView {
-    let step_up = expect_context::<super::security_ui::StepUp>();
+    let step_up = expect_context::<super::state::StepUp>();
     let passkeys = Resource::new(|| (), |_| list_passkeys());
     let status = RwSignal::new(None::<Result<&'static str, String>>);
     let new_name = RwSignal::new(String::new());
@@ -324,7 +340,7 @@ fn PasskeyItem(passkey: PasskeyInfo, act: Action<Change, ()>) -> impl IntoView {
     let id = passkey.id;
     let name = RwSignal::new(passkey.name.clone());
     let input_id = format!("passkey-{id}-name");
-    let when = |at: Option<&str>| super::security_ui::when(at);
+    let when = |at: Option<&str>| super::state::when(at);
     super::boxed_on_server(view! {
         <li class="passkey" data-passkey=id>
             <form class="inline" on:submit=move |event: SubmitEvent| {
@@ -409,8 +425,16 @@ mod js {
             get(&js_sys::global(), "PublicKeyCredential")
         }
 
+        /// WebAuthn with its JSON forms, on a page whose host is a name: WebAuthn refuses IP
+        /// addresses (`http://127.0.0.1:3000` in development shows no passkey controls).
         pub fn supported() -> bool {
-            credential_class()
+            let host = get(&js_sys::global(), "location")
+                .and_then(|location| get(&location, "hostname"))
+                .ok()
+                .and_then(|host| host.as_string())
+                .unwrap_or_default();
+            let ip = host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok();
+            !ip && credential_class()
                 .and_then(|class| get(&class, "parseRequestOptionsFromJSON"))
                 .is_ok_and(|parse| parse.is_function())
         }
@@ -434,6 +458,18 @@ mod js {
             /// The `AbortController` of the pending autofill request, if any.
             static AUTOFILL: std::cell::RefCell<Option<JsValue>> =
                 const { std::cell::RefCell::new(None) };
+            /// Whether an autofill request is being made or pending (one at a time).
+            static CLAIMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        }
+
+        /// True for the caller that may start the autofill request (none is under way).
+        pub fn claim_autofill() -> bool {
+            !CLAIMED.with(|claimed| claimed.replace(true))
+        }
+
+        /// The autofill request ended (a credential, an error, or aborted).
+        pub fn autofill_done() {
+            CLAIMED.with(|claimed| claimed.set(false));
         }
 
         /// A new `AbortController` for the autofill request (aborting any other), and its

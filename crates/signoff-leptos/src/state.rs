@@ -170,3 +170,44 @@ fn forget_server_rendered_data() {
         }
     }
 }
+
+/// "Confirm it's you": a change of the ways in answered `reauthentication_required` (the session's
+/// last proof of identity is too old, `signoff::stepup`). The section opens a prompt (the password,
+/// or a passkey); once confirmed, the change is carried on with, with nothing typed again.
+#[derive(Clone, Copy)]
+pub struct StepUp {
+    resume: StoredValue<Option<Callback<()>>>,
+    pub(crate) open: RwSignal<bool>,
+}
+
+impl StepUp {
+    pub(crate) fn new() -> Self {
+        Self {
+            resume: StoredValue::new(None),
+            open: RwSignal::new(false),
+        }
+    }
+
+    /// Opens the prompt; `resume` runs once the person has confirmed.
+    pub fn ask(&self, resume: Callback<()>) {
+        self.resume.set_value(Some(resume));
+        self.open.set(true);
+    }
+
+    pub(crate) fn confirmed(&self) {
+        self.open.set(false);
+        if let Some(resume) = self.resume.get_value() {
+            self.resume.set_value(None);
+            resume.run(());
+        }
+    }
+}
+
+/// "2026-11-25 03:33 UTC" from an RFC 3339 UTC timestamp; the same on server and browser, so
+/// hydration matches.
+pub(crate) fn when(at: Option<&str>) -> String {
+    match at {
+        Some(at) if at.len() >= 16 => format!("{} UTC", at[..16].replace('T', " ")),
+        _ => "unknown".into(),
+    }
+}

@@ -258,6 +258,11 @@ fn CredentialsForm(
                 // The sign-in form's field also offers the site's passkeys (conditional
                 // mediation, `passkeys::PasskeySignIn`).
                 autocomplete=if new_account { "username" } else { "username webauthn" }
+                on:focus=move |_| {
+                    if !new_account {
+                        super::passkeys::offer_autofill(auth);
+                    }
+                }
                 autocapitalize="none"
                 spellcheck="false"
                 required

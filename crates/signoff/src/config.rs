@@ -106,7 +106,7 @@ impl Config {
                 // refuses IP addresses, and a path or query would not be an origin at all.
                 // A loopback address is accepted for development (passkeys then use
                 // `localhost`).
-                crate::passkeys::Passkeys::new(&origin).map_err(|_| {
+                crate::webauthn::Passkeys::new(&origin).map_err(|_| {
                     vars.invalid(
                         "SITE_ORIGIN",
                         "expected http(s)://host[:port] with a domain name (passkeys' relying \

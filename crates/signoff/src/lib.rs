@@ -81,6 +81,7 @@ pub mod stepup;
 pub mod stream;
 pub mod throttle;
 pub mod trust;
+pub mod webauthn;
 
 /// What server and browser share (`signoff-types`), re-exported at the paths the core uses.
 pub use signoff_types::{error, landing, validate, wire};

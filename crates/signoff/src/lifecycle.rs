@@ -29,7 +29,7 @@ use super::{
     hub::SessionsEnded,
     notices,
     oidc::{self, SessionProvider},
-    passkeys, AuthSession, RequestMeta, UserRecord,
+    AuthSession, RequestMeta, UserRecord,
 };
 use crate::wire::EndReason;
 use crate::{error::AppError, session, signoff::Signoff, stepup};
@@ -43,7 +43,7 @@ pub enum Via {
     /// An OpenID Provider (`oidc::flow`).
     Provider(SessionProvider),
     /// A passkey (`passkeys`).
-    Passkey(passkeys::SessionPasskey),
+    Passkey(session::SessionPasskey),
 }
 
 /// Signs `user` in on a session with a new id, and records it, with how they signed in.
@@ -76,7 +76,7 @@ pub async fn start_session(
     // The session keeps its data across the new id: what a previous provider or passkey
     // sign-in left in it must not outlive this sign-in.
     auth.session.remove_value(oidc::SESSION_KEY).await?;
-    auth.session.remove_value(passkeys::SESSION_KEY).await?;
+    auth.session.remove_value(session::PASSKEY_KEY).await?;
     let detail = match via {
         Via::Password => None,
         Via::Provider(via) => {
@@ -85,7 +85,7 @@ pub async fn start_session(
             Some(name)
         }
         Via::Passkey(passkey) => {
-            auth.session.insert(passkeys::SESSION_KEY, passkey).await?;
+            auth.session.insert(session::PASSKEY_KEY, passkey).await?;
             Some("a passkey".to_owned())
         }
     };

@@ -49,7 +49,7 @@ pub async fn sweep_expired(store: Store, period: Duration, settings: ThrottleSet
                 if let Err(error) = crate::mail_tokens::forget_expired(store.db()).await {
                     tracing::warn!(%error, "could not forget expired mail links; will retry");
                 }
-                if let Err(error) = crate::passkeys::forget_expired(store.db()).await {
+                if let Err(error) = crate::webauthn::forget_expired(store.db()).await {
                     tracing::warn!(%error, "could not forget expired passkey ceremonies; will retry");
                 }
                 if let Err(error) = crate::mail::forget_old(store.db()).await {

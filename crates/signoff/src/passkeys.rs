@@ -10,12 +10,10 @@
 //!
 //! The relying party is the site: its id is the host of `SITE_ORIGIN` (or `localhost` for a
 //! server on a loopback address in development; WebAuthn refuses IP addresses), and only that
-//! origin's pages may use the passkeys ([`Passkeys::new`]).
+//! origin's pages may use the passkeys ([`crate::webauthn::Passkeys::new`]).
 //!
 //! Where a passkey's removal ends its sessions is `lifecycle::passkey_removed`, beside every
 //! other end of a session.
-
-use std::time::Duration;
 
 use axum::{
     body::Bytes,
@@ -29,8 +27,12 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use webauthn_rs::prelude::{
     AuthenticationResult, CreationChallengeResponse, DiscoverableAuthentication, Passkey,
     PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
-    Url, Uuid, Webauthn, WebauthnBuilder, WebauthnError,
+    Uuid, WebauthnError,
 };
+
+pub use crate::session::{SessionPasskey, PASSKEY_KEY as SESSION_KEY};
+pub use crate::webauthn::forget_expired;
+use crate::webauthn::CEREMONY_TIMEOUT;
 
 use crate::{
     audit,
@@ -44,59 +46,11 @@ use crate::{
 
 /// The session data key of the ceremony in progress ([`Ceremony`]).
 const CEREMONY_KEY: &str = "signoff.passkey_ceremony";
-/// The session data key of the passkey a session was signed in with ([`SessionPasskey`]);
-/// `session::Store` copies its `id` into the `passkey_id` column.
-pub const SESSION_KEY: &str = "signoff.passkey";
-/// How long a ceremony may take, from `start` to `finish` (WebAuthn's recommended timeout for
-/// the authenticator, plus a little for the network).
-const CEREMONY_TIMEOUT: Duration = Duration::from_secs(300);
 /// The longest name a passkey may have.
 const NAME_MAX_CHARS: usize = 64;
 /// Passkeys one account may have: enough for every device a person owns, and a bound on what
 /// a stolen session could add before anyone notices.
 const MAX_PER_ACCOUNT: i64 = 20;
-
-/// The relying party: the one `Webauthn` of this site.
-#[derive(Debug)]
-pub struct Passkeys {
-    webauthn: Webauthn,
-    rp_id: String,
-}
-
-/// Why the relying party could not be set up from the site's origin.
-#[derive(Debug, thiserror::Error)]
-#[error("passkeys need the site's origin as http(s)://domain[:port] ({0})")]
-pub struct PasskeySetupError(String);
-
-impl Passkeys {
-    /// The relying party of `origin` (`SITE_ORIGIN`, or where the server is reached): its host
-    /// is the relying party id. A loopback address (development, tests) becomes `localhost` on
-    /// the same port, since WebAuthn refuses IP addresses; any other IP address is refused
-    /// (`config` stops start-up on it first).
-    pub fn new(origin: &str) -> Result<Self, PasskeySetupError> {
-        let mut url = Url::parse(origin).map_err(|error| PasskeySetupError(error.to_string()))?;
-        let host = match url.host() {
-            Some(url::Host::Domain(domain)) => domain.to_owned(),
-            Some(url::Host::Ipv4(ip)) if ip.is_loopback() => "localhost".to_owned(),
-            Some(url::Host::Ipv6(ip)) if ip.is_loopback() => "localhost".to_owned(),
-            _ => return Err(PasskeySetupError("not a domain name".into())),
-        };
-        url.set_host(Some(&host))
-            .map_err(|error| PasskeySetupError(error.to_string()))?;
-        let webauthn = WebauthnBuilder::new(&host, &url)
-            .and_then(|builder| builder.rp_name(&host).timeout(CEREMONY_TIMEOUT).build())
-            .map_err(|error| PasskeySetupError(error.to_string()))?;
-        Ok(Self {
-            webauthn,
-            rp_id: host,
-        })
-    }
-
-    /// The relying party id (the site's host).
-    pub fn rp_id(&self) -> &str {
-        &self.rp_id
-    }
-}
 
 /// A ceremony in progress, in the session's data. `ticket` is its row in `passkey_ceremonies`.
 #[derive(Serialize, Deserialize)]
@@ -137,13 +91,6 @@ impl Ceremony {
             | Ceremony::Confirm { ticket, .. } => ticket,
         }
     }
-}
-
-/// What a session signed in with a passkey remembers of it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SessionPasskey {
-    /// The passkey's row id (`passkeys.id`).
-    pub id: i64,
 }
 
 /// A stored passkey row.
@@ -731,17 +678,6 @@ async fn use_ticket(db: &Database, ticket: &str) -> Result<bool, AppError> {
             .rows_affected()
     });
     Ok(used == 1)
-}
-
-/// Forgets tickets whose ceremony can no longer finish (the sweep).
-pub async fn forget_expired(db: &Database) -> Result<u64, sqlx::Error> {
-    on_db!(db, |pool| {
-        sqlx::query("DELETE FROM passkey_ceremonies WHERE expires_ms <= $1")
-            .bind(now_ms())
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
-    })
 }
 
 /// Starts a ceremony in this session, replacing any other in progress.

@@ -123,6 +123,17 @@ enum Reader {
     Pool,
 }
 
+/// The session data key of the passkey a session was signed in with ([`SessionPasskey`]); the
+/// store copies its `id` into the `passkey_id` column.
+pub const PASSKEY_KEY: &str = "signoff.passkey";
+
+/// What a session signed in with a passkey remembers of it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct SessionPasskey {
+    /// The passkey's row id (`passkeys.id`).
+    pub id: i64,
+}
+
 /// The columns Signoff keeps beside each session's data.
 struct RowMeta {
     user_id: Option<i64>,
@@ -151,7 +162,7 @@ impl RowMeta {
             oidc_sid: oidc_text("sid"),
             passkey_id: record
                 .data
-                .get(crate::passkeys::SESSION_KEY)
+                .get(PASSKEY_KEY)
                 .and_then(|passkey| passkey.get("id"))
                 .and_then(serde_json::Value::as_i64),
             user_id: record

@@ -82,7 +82,7 @@ pub enum ConnectError {
     Hasher(AppError),
     /// The site's origin cannot be a WebAuthn relying party (passkeys).
     #[error(transparent)]
-    Passkeys(#[from] crate::passkeys::PasskeySetupError),
+    Passkeys(#[from] crate::webauthn::PasskeySetupError),
     /// TLS for the identity providers could not be set up.
     #[error(transparent)]
     Tls(#[from] crate::oidc::TlsSetupError),
@@ -113,7 +113,7 @@ impl Signoff {
             .unwrap_or_else(|| served_at.trim_end_matches('/').to_owned());
         Ok(Self::new(SignoffInner {
             oidc: Providers::new(config.oidc, &origin)?,
-            passkeys: crate::passkeys::Passkeys::new(&origin)?,
+            passkeys: crate::webauthn::Passkeys::new(&origin)?,
             recovery: crate::mail_tokens::Recovery::new(&origin),
             events: Hub::new(&db, config.stream_lifetime, config.max_streams),
             store: Store::new(&db, &config.sessions),
@@ -201,7 +201,7 @@ pub struct SignoffInner {
     /// The OpenID Providers people may sign in with (`OIDC_PROVIDERS`); empty: none.
     pub oidc: Providers,
     /// The WebAuthn relying party (passkeys): the site's origin and host.
-    pub passkeys: crate::passkeys::Passkeys,
+    pub passkeys: crate::webauthn::Passkeys,
     /// The mail outbox's worker (`SMTP_URL`, `MAIL_FROM`).
     pub mailer: Mailer,
     /// The mailed-link flows (password reset, address confirmation): the site's origin for the
