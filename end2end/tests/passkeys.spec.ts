@@ -5,7 +5,7 @@
 // STEP_UP_MAX_AGE is short, so one test can outlive it.
 import type { BrowserContext, CDPSession, Page } from '@playwright/test';
 import { expect, test } from './fixtures';
-import { PASSWORD, openApp, sessionList, signUp, uniqueName } from './helpers';
+import { PASSWORD, openApp, sessionList, signIn, signUp, uniqueName } from './helpers';
 
 /** The harness's fresh-proof window (STEP_UP_MAX_AGE in scripts/e2e-secure.sh), in seconds. */
 const STEP_UP_SECONDS = 10;
@@ -119,7 +119,7 @@ test('@secure removing a passkey on one device resets the page signed in with it
 });
 
 test('@secure an account with a passkey only, and a stale session asked to confirm with it before a change', async ({ browser, baseURL }) => {
-  test.setTimeout(60_000);
+  test.setTimeout(90_000);
   const username = uniqueName('pko');
   const phone = await device(browser, baseURL);
   const create = phone.page.getByRole('form', { name: 'Create account' });
@@ -148,6 +148,23 @@ test('@secure an account with a passkey only, and a stale session asked to confi
   await expect(prompt).toBeHidden();
   await expect(phone.page.getByRole('alert').filter({ hasText: 'only way in' })).toBeVisible();
   await expect(phone.page.getByRole('list', { name: 'Passkeys' }).getByRole('listitem')).toHaveCount(1);
+
+  // A first password, once the proof is stale again: the prompt, the passkey, and the password
+  // is set with nothing typed twice.
+  await phone.page.waitForTimeout((STEP_UP_SECONDS + 1) * 1000);
+  const setPassword = phone.page.getByRole('form', { name: 'Set a password' });
+  await setPassword.getByLabel('New password').fill(PASSWORD);
+  await setPassword.getByRole('button', { name: 'Set password' }).click();
+  await expect(prompt).toBeVisible();
+  await prompt.getByRole('button', { name: 'Use a passkey' }).click();
+  await expect(prompt).toBeHidden();
+  await expect(phone.page.getByText('Password set. You can sign in with it now.')).toBeVisible();
+  // The password works, on a device with no passkey at all.
+  const laptop = await browser.newContext({ baseURL });
+  const laptopPage = await laptop.newPage();
+  await openApp(laptopPage);
+  await signIn(laptopPage, username);
+  await laptop.close();
   await phone.context.close();
 });
 

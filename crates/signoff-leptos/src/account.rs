@@ -113,3 +113,15 @@ pub async fn confirm_identity(password: String) -> Result<(), AppError> {
     super::ssr::stepup::proved(&auth.session).await?;
     Ok(())
 }
+
+/// `GET /api/step_up`: whether this session may change the ways in now: 200 `null` when its last
+/// proof of identity is within `STEP_UP_MAX_AGE`, 403 `reauthentication_required` otherwise. The
+/// page asks before it leaves for a provider to link it, so that "Confirm it's you" comes first
+/// and the link then carries on (the provider's round trip cannot be carried on after it).
+#[server(prefix = "/api", endpoint = "step_up", input = GetUrl)]
+pub async fn step_up_status() -> Result<(), AppError> {
+    let auth = super::ssr::auth_session().await?;
+    super::ssr::require_user(&auth)?;
+    let state = super::ssr::signoff()?;
+    super::ssr::stepup::require_fresh(&auth, state.sessions.step_up_max_age).await
+}

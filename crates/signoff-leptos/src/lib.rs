@@ -44,8 +44,8 @@ pub mod ssr;
 use leptos::{prelude::*, server_fn::codec::GetUrl};
 
 pub use account::{
-    change_password, confirm_identity, list_sessions, recent_activity, ChangePassword,
-    ConfirmIdentity, ListSessions, RecentActivity,
+    change_password, confirm_identity, list_sessions, recent_activity, step_up_status,
+    ChangePassword, ConfirmIdentity, ListSessions, RecentActivity, StepUpStatus,
 };
 pub use login::{login, register, Login, Register};
 pub use logout::{

@@ -60,7 +60,8 @@ pub async fn list_sign_in_methods() -> Result<SignInMethods, AppError> {
 
 /// `POST /api/unlink_provider` (`provider`): unlinks a provider from the signed-in account,
 /// while another way in remains (a password, another provider or a passkey); 400 otherwise, 404 when it is
-/// not linked. Sessions signed in through it go on until they end.
+/// not linked. Every other session signed in through it ends, on every instance, and its pages
+/// reset with a notice. Needs a fresh proof (403 `reauthentication_required`).
 #[server(prefix = "/api", endpoint = "unlink_provider")]
 // The generated argument struct's fields are the parameters documented above.
 #[allow(missing_docs)]
@@ -92,7 +93,8 @@ pub async fn unlink_provider(provider: String) -> Result<(), AppError> {
                 Some(&name),
             )
             .await;
-            super::ssr::lifecycle::provider_unlinked(&auth, &state, user.id, &provider).await?;
+            let way_in = super::ssr::session::WayIn::Provider(&provider);
+            super::ssr::lifecycle::way_in_removed(&auth, &state, user.id, way_in, &name).await?;
             let origin = notices::Origin::of(&state.recovery.site, &meta);
             recovery::notify(&state, user.id, |to, username| {
                 notices::provider_changed(to, username, &name, false, &origin)

@@ -2,12 +2,12 @@
 //! too" beside Sign out, and the "Ways to sign in" part of the Security section. The server
 //! functions they use are in `oidc`.
 
-use leptos::{prelude::*, server_fn::ServerFn};
+use leptos::{ev::SubmitEvent, prelude::*, server_fn::ServerFn};
 
 use super::{
-    oidc::{list_sign_in_methods, UnlinkProvider},
-    state::AuthState,
-    LogoutProvider,
+    oidc::{list_sign_in_methods, unlink_provider, UnlinkProvider},
+    state::{AuthState, StepUp},
+    step_up_status, LogoutProvider,
 };
 use crate::landing::{OIDC_LINK, OIDC_LOGIN};
 
@@ -57,14 +57,46 @@ pub fn ProviderSignOut(
     })
 }
 
+/// What "Ways to sign in" asks of the server.
+#[derive(Clone)]
+enum Change {
+    /// Leave for the provider to link it (its id).
+    Link(String),
+    /// Unlink it (its id and name).
+    Unlink(String, String),
+}
+
 /// The Security section's "Ways to sign in": the password and each provider, linked (with
-/// Unlink, while another way in remains) or not (with Link, a visit to the provider). Link and
-/// Unlink are plain form posts that come back to the page. Nothing shows when no provider is
-/// configured.
+/// Unlink, while another way in remains) or not (with Link, a visit to the provider). Both are
+/// form posts that work without JavaScript and come back to the page; with it, they go through
+/// "Confirm it's you" first when the session's proof is stale, and then carry on: Unlink as a
+/// call (the page stays), Link by posting its form once the server says the session may.
+/// Nothing shows when no provider is configured.
 #[component]
-pub fn SignInMethodsSection() -> impl IntoView {
+pub fn SignInMethodsSection(
+    /// Called after an unlink (the sessions signed in through it ended).
+    on_changed: Callback<()>,
+) -> impl IntoView {
     let auth = expect_context::<AuthState>();
+    let step_up = expect_context::<StepUp>();
     let methods = Resource::new(|| (), |_| list_sign_in_methods());
+    let act = step_up.action(move |change: Change| async move {
+        match change {
+            Change::Link(id) => {
+                step_up_status().await?;
+                post_link_form(&id);
+                Ok(None)
+            }
+            Change::Unlink(id, name) => {
+                unlink_provider(id).await?;
+                methods.refetch();
+                on_changed.run(());
+                Ok(Some(format!(
+                    "{name} unlinked. Sessions signed in with it were signed out."
+                )))
+            }
+        }
+    });
     // Inside a Transition, as every resource of the page: the server renders what it loaded,
     // and hydration finds the same.
     let section = move || {
@@ -81,18 +113,33 @@ pub fn SignInMethodsSection() -> impl IntoView {
             .map(|method| {
                 let id = method.provider.id.clone();
                 let name = method.provider.name.clone();
-                let (action, label, hint) = match (method.linked, methods.can_unlink(&id)) {
-                    (false, _) => (format!("/api/oidc/{id}/link"), format!("Link {name}"), None),
+                let (action, label, hint, change) = match (method.linked, methods.can_unlink(&id)) {
+                    (false, _) => (
+                        format!("/api/oidc/{id}/link"),
+                        format!("Link {name}"),
+                        None,
+                        Change::Link(id.clone()),
+                    ),
                     (true, can) => (
                         <UnlinkProvider as ServerFn>::PATH.to_owned(),
                         format!("Unlink {name}"),
                         (!can).then_some(" Your only way to sign in."),
+                        Change::Unlink(id.clone(), name.clone()),
                     ),
                 };
+                let form_id = link_form_id(&id);
                 view! {
                     <li>
                         <span>{name} {if method.linked { " · linked" } else { "" }}</span>
-                        <form method="post" action=action>
+                        <form
+                            id=form_id
+                            method="post"
+                            action=action
+                            on:submit=move |event: SubmitEvent| {
+                                event.prevent_default();
+                                act.dispatch(change.clone());
+                            }
+                        >
                             <input type="hidden" name="provider" value=id />
                             <button type="submit" class="btn small" disabled=hint.is_some()>
                                 {label}
@@ -116,7 +163,33 @@ pub fn SignInMethodsSection() -> impl IntoView {
             {auth.landed_error(&[OIDC_LINK, "unlink_provider"]).map(|message| {
                 view! { <p class="error" role="alert">{message}</p> }
             })}
+            {move || act.value().get().flatten().and_then(|answer| match answer {
+                Ok(done) => done.map(|done| view! { <p class="notice" role="status">{done}</p> }.into_any()),
+                Err(error) => Some(view! { <p class="error" role="alert">{error.message}</p> }.into_any()),
+            })}
         })
     };
     view! { <Transition>{section}</Transition> }
+}
+
+/// The id of a provider's row form (`link-ID`), which [`post_link_form`] posts.
+fn link_form_id(provider: &str) -> String {
+    format!("link-{provider}")
+}
+
+/// Posts a provider's Link form as the browser would without JavaScript: the browser leaves for
+/// the provider. `submit()` fires no submit event, so the handler above is not run again.
+fn post_link_form(provider: &str) {
+    #[cfg(feature = "browser")]
+    {
+        use wasm_bindgen::JsCast;
+        if let Some(form) = document()
+            .get_element_by_id(&link_form_id(provider))
+            .and_then(|element| element.dyn_into::<web_sys::HtmlFormElement>().ok())
+        {
+            let _ = form.submit();
+        }
+    }
+    #[cfg(not(feature = "browser"))]
+    let _ = provider;
 }

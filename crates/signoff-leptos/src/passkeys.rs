@@ -10,7 +10,7 @@
 use leptos::{ev::SubmitEvent, prelude::*};
 
 use super::{state::AuthState, wire::PasskeyInfo, User};
-use crate::error::{AppError, ErrorCode};
+use crate::error::AppError;
 
 /// `GET /api/passkeys`: the signed-in account's passkeys, oldest first. A server function, so
 /// that the Security section renders them on the server and hydrates.
@@ -239,6 +239,9 @@ enum Change {
     Remove(i64),
 }
 
+/// The Passkeys list's changes, each carried on after "Confirm it's you" when asked.
+type ChangeAction = Action<Change, Option<Result<&'static str, AppError>>>;
+
 async fn change(change: Change) -> Result<&'static str, AppError> {
     match change {
         Change::Add(name) => {
@@ -273,34 +276,16 @@ pub fn PasskeysSection(
 ) -> impl IntoView {
     let step_up = expect_context::<super::state::StepUp>();
     let passkeys = Resource::new(|| (), |_| list_passkeys());
-    let status = RwSignal::new(None::<Result<&'static str, String>>);
     let new_name = RwSignal::new(String::new());
-    // What to carry on with once "Confirm it's you" succeeds (set below, once `act` exists).
-    let resume = StoredValue::new(None::<Callback<Change>>);
-    let act = Action::new(move |what: &Change| {
-        let what = what.clone();
+    let act = step_up.action(move |what: Change| {
         sendable(async move {
-            let result = change(what.clone()).await;
-            match result {
-                Err(error) if error.code == ErrorCode::ReauthenticationRequired => {
-                    status.set(None);
-                    if let Some(resume) = resume.get_value() {
-                        step_up.ask(Callback::new(move |_| resume.run(what.clone())));
-                    }
-                }
-                Err(error) => status.set(Some(Err(error.message))),
-                Ok(done) => {
-                    status.set(Some(Ok(done)));
-                    new_name.set(String::new());
-                    passkeys.refetch();
-                    on_changed.run(());
-                }
-            }
+            let done = change(what).await?;
+            new_name.set(String::new());
+            passkeys.refetch();
+            on_changed.run(());
+            Ok(done)
         })
     });
-    resume.set_value(Some(Callback::new(move |what: Change| {
-        act.dispatch(what);
-    })));
     let pending = act.pending();
     let can_add = RwSignal::new(false);
     Effect::new(move |_| can_add.set(supported()));
@@ -328,15 +313,15 @@ pub fn PasskeysSection(
                 <button type="submit" class="btn" disabled=pending>"Add a passkey"</button>
             </form>
         </Show>
-        {move || status.get().map(|status| match status {
+        {move || act.value().get().flatten().map(|status| match status {
             Ok(done) => view! { <p class="notice" role="status">{done}</p> }.into_any(),
-            Err(message) => view! { <p class="error" role="alert">{message}</p> }.into_any(),
+            Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
         })}
     })
 }
 
 #[component]
-fn PasskeyItem(passkey: PasskeyInfo, act: Action<Change, ()>) -> impl IntoView {
+fn PasskeyItem(passkey: PasskeyInfo, act: ChangeAction) -> impl IntoView {
     let id = passkey.id;
     let name = RwSignal::new(passkey.name.clone());
     let input_id = format!("passkey-{id}-name");

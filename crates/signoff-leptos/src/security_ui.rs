@@ -150,7 +150,7 @@ pub fn SecurityPanel(
 
             <ConfirmPrompt step_up no_password />
 
-            <super::oidc_ui::SignInMethodsSection />
+            <super::oidc_ui::SignInMethodsSection on_changed=Callback::new(move |_| refresh()) />
 
             <super::passkeys::PasskeysSection on_changed=Callback::new(move |_| refresh()) />
 
@@ -230,23 +230,22 @@ fn ChangePasswordForm(
     no_password: bool,
 ) -> impl IntoView {
     let auth = expect_context::<AuthState>();
+    let step_up = expect_context::<StepUp>();
     let current = RwSignal::new(String::new());
     let new = RwSignal::new(String::new());
-    let change = Action::new(move |(current, new): &(String, String)| {
-        let (current, new) = (current.clone(), new.clone());
-        async move {
-            let result = change_password(current, new).await;
-            if result.is_ok() {
-                auth.notice.set(Some(if no_password {
-                    "Password set. You can sign in with it now.".into()
-                } else {
-                    "Password changed. Your other sessions were signed out.".into()
-                }));
-                auth.renewed();
-                on_changed();
-            }
-            result
+    // A first password needs a fresh proof: the prompt, then this carries on.
+    let change = step_up.action(move |(current, new): (String, String)| async move {
+        let result = change_password(current, new).await;
+        if result.is_ok() {
+            auth.notice.set(Some(if no_password {
+                "Password set. You can sign in with it now.".into()
+            } else {
+                "Password changed. Your other sessions were signed out.".into()
+            }));
+            auth.renewed();
+            on_changed();
         }
+        result
     });
     let pending = change.pending();
     let on_submit = move |event: SubmitEvent| {
@@ -284,13 +283,8 @@ fn ChangePasswordForm(
             <button type="submit" class="btn" disabled=pending>
                 {move || if pending.get() { busy } else { submit }}
             </button>
-            {move || change.value().get().and_then(Result::err).map(|error| {
-                let reauth = error.code == ErrorCode::ReauthenticationRequired;
-                view! {
-                    <p class="error" role="alert">
-                        {error.message} {reauth.then(|| view! { " " <a href="/confirm">"Confirm it's you"</a> })}
-                    </p>
-                }
+            {move || change.value().get().flatten().and_then(Result::err).map(|error| {
+                view! { <p class="error" role="alert">{error.message}</p> }
             })}
         </form>
     })

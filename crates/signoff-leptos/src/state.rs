@@ -9,7 +9,10 @@ use super::{
     current_user, tabs,
     wire::{EndReason, TabMessage, User},
 };
-use crate::{error::AppError, landing::Landing};
+use crate::{
+    error::{AppError, ErrorCode},
+    landing::Landing,
+};
 
 type UserResult = Result<Option<User>, AppError>;
 
@@ -192,6 +195,42 @@ impl StepUp {
     pub fn ask(&self, resume: Callback<()>) {
         self.resume.set_value(Some(resume));
         self.open.set(true);
+    }
+
+    /// An action for a change that may need a fresh proof: when the server answers
+    /// `reauthentication_required`, it opens the prompt and, once the person has confirmed, runs
+    /// again with the same input, with nothing typed again. Its value is `None` while it waits
+    /// for the confirmation, else the last answer.
+    pub(crate) fn action<I, O, F>(
+        self,
+        run: impl Fn(I) -> F + Send + Sync + 'static,
+    ) -> Action<I, Option<Result<O, AppError>>>
+    where
+        I: Clone + Send + Sync + 'static,
+        O: Send + Sync + 'static,
+        F: std::future::Future<Output = Result<O, AppError>> + Send + 'static,
+    {
+        // The action dispatches itself again: set once it exists.
+        let again = StoredValue::new(None::<Callback<I>>);
+        let action = Action::new(move |input: &I| {
+            let input = input.clone();
+            let answer = run(input.clone());
+            async move {
+                match answer.await {
+                    Err(error) if error.code == ErrorCode::ReauthenticationRequired => {
+                        if let Some(again) = again.get_value() {
+                            self.ask(Callback::new(move |_| again.run(input.clone())));
+                        }
+                        None
+                    }
+                    answer => Some(answer),
+                }
+            }
+        });
+        again.set_value(Some(Callback::new(move |input: I| {
+            action.dispatch(input);
+        })));
+        action
     }
 
     pub(crate) fn confirmed(&self) {

@@ -5,7 +5,12 @@ use axum_login::{AuthUser, AuthnBackend, UserId};
 use super::common_passwords;
 use super::names::{self, Name};
 use super::password::{normalise, Hasher, Match};
-use crate::{db::Database, error::AppError, on_db};
+use crate::{
+    db::Database,
+    error::AppError,
+    mail::{on_conn, Conn},
+    on_db,
+};
 use crate::{validate, wire::User};
 
 /// A user as stored, hash included. Never leaves the server: the browser gets [`User`].
@@ -129,8 +134,6 @@ pub const NO_PASSWORD: &str = "";
 /// A passkey to store with a new account ([`Backend::register_with_passkey`]).
 #[derive(Debug)]
 pub struct NewPasskey {
-    /// The account's WebAuthn user handle (a UUID), which the authenticator keeps.
-    pub handle: String,
     /// The credential id, base64url.
     pub credential_id: String,
     /// webauthn-rs's serialised `Passkey`.
@@ -139,6 +142,28 @@ pub struct NewPasskey {
     pub name: String,
     /// The authenticator's kind, if known.
     pub kind: Option<String>,
+}
+
+impl NewPasskey {
+    /// Stores it as `user_id`'s on `conn` (a transaction's, or one from the pool): the one
+    /// INSERT into `passkeys`, for an account's added passkey and a new account's first. Returns
+    /// its id; a credential registered before (to any account) is a unique violation.
+    pub(crate) async fn insert(&self, conn: Conn<'_>, user_id: i64) -> Result<i64, sqlx::Error> {
+        on_conn!(conn, |connection| {
+            sqlx::query_scalar(
+                "INSERT INTO passkeys (user_id, credential_id, passkey, name, kind, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(user_id)
+            .bind(&self.credential_id)
+            .bind(&self.passkey)
+            .bind(&self.name)
+            .bind(&self.kind)
+            .bind(crate::now_ms())
+            .fetch_one(connection)
+            .await
+        })
+    }
 }
 
 /// axum-login's per-request view of the session, over Signoff's users backend.
@@ -188,16 +213,17 @@ impl Backend {
             .map(|(user, _)| user)
     }
 
-    /// Creates an account whose only way in is `passkey` (`passkeys::create_finish`): the
-    /// account, its name's readings and the passkey in one transaction. Returns the account and
-    /// the passkey's id.
+    /// Creates an account whose only way in is `passkey` (`passkeys::create_finish`), with the
+    /// WebAuthn user handle its authenticator keeps: the account, its name's readings and the
+    /// passkey in one transaction. Returns the account and the passkey's id.
     pub async fn register_with_passkey(
         &self,
         name: &Name,
+        handle: String,
         passkey: NewPasskey,
     ) -> Result<(UserRecord, i64), AppError> {
         let (user, passkey_id) = self
-            .insert_account(name, NO_PASSWORD.to_owned(), Some(passkey))
+            .insert_account(name, NO_PASSWORD.to_owned(), Some((handle, passkey)))
             .await?;
         Ok((user, passkey_id.unwrap_or_default()))
     }
@@ -209,10 +235,10 @@ impl Backend {
         &self,
         name: &Name,
         password_hash: String,
-        passkey: Option<NewPasskey>,
+        passkey: Option<(String, NewPasskey)>,
     ) -> Result<(UserRecord, Option<i64>), AppError> {
         let session_stamp = new_stamp();
-        let handle = passkey.as_ref().map(|passkey| passkey.handle.clone());
+        let handle = passkey.as_ref().map(|(handle, _)| handle.clone());
         let inserted = on_db!(&self.db, |pool| async {
             let mut tx = pool.begin().await?;
             let id: i64 = sqlx::query_scalar(
@@ -233,21 +259,8 @@ impl Backend {
                     .execute(&mut *tx)
                     .await?;
             }
-            let passkey_id: Option<i64> = match &passkey {
-                Some(passkey) => Some(
-                    sqlx::query_scalar(
-                        "INSERT INTO passkeys (user_id, credential_id, passkey, name, kind, \
-                         created_ms) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                    )
-                    .bind(id)
-                    .bind(&passkey.credential_id)
-                    .bind(&passkey.passkey)
-                    .bind(&passkey.name)
-                    .bind(&passkey.kind)
-                    .bind(crate::now_ms())
-                    .fetch_one(&mut *tx)
-                    .await?,
-                ),
+            let passkey_id = match &passkey {
+                Some((_, passkey)) => Some(passkey.insert((&mut *tx).into(), id).await?),
                 None => None,
             };
             tx.commit().await?;

@@ -10,8 +10,7 @@
 //! | Sign out of the provider too | [`sign_out_of_provider_too`] | `POST /api/logout_provider` |
 //! | A password change ends the others | [`password_changed`] | `POST /api/change_password` |
 //! | A password reset ends them all | [`password_reset`] | `POST /api/password/reset` (`pages.rs`) |
-//! | Unlinking a provider ends the sessions signed in through it | [`provider_unlinked`] | `POST /api/unlink_provider` |
-//! | Removing a passkey ends the sessions signed in with it | [`passkey_removed`] | `POST /api/passkeys/remove` (`passkeys.rs`) |
+//! | Unlinking a provider, or removing a passkey, ends the sessions signed in with it | [`way_in_removed`] | `POST /api/unlink_provider`, `POST /api/passkeys/remove` (`passkeys.rs`) |
 //! | The provider ends sessions | [`end_provider_sessions`] | `POST /api/oidc/<id>/backchannel-logout` |
 //! | Signing in as someone else replaces the session | [`start_session`] | sign-in, registration, single sign-on, passkeys |
 //!
@@ -32,7 +31,12 @@ use super::{
     AuthSession, RequestMeta, UserRecord,
 };
 use crate::wire::EndReason;
-use crate::{error::AppError, session, signoff::Signoff, stepup};
+use crate::{
+    error::AppError,
+    session::{self, WayIn},
+    signoff::Signoff,
+    stepup,
+};
 
 /// How a person signed in, remembered by the session: a provider's session can be ended by the
 /// provider or by unlinking it, a passkey's by removing the passkey.
@@ -435,57 +439,26 @@ pub async fn password_reset(
     Ok(Some(()))
 }
 
-/// A provider was unlinked from `user_id` (by the session in hand): every other session signed
-/// in through it ends, on every instance, and their pages say why. The session that unlinked it
-/// stays (it has just proved who it is). Returns how many ended.
-pub async fn provider_unlinked(
+/// A way in was removed from `user_id`'s account by the session in hand (a provider unlinked,
+/// a passkey removed; `name` is what people call it): every other session signed in with it
+/// ends, on every instance, and their open pages reset saying which. The session that removed
+/// it stays (it has just proved who it is). Returns how many ended.
+pub async fn way_in_removed(
     auth: &AuthSession,
     state: &Signoff,
     user_id: i64,
-    provider: &str,
-) -> Result<usize, AppError> {
-    let keep = super::current_handle(auth);
-    let ended = state
-        .store
-        .delete_signed_in_through(user_id, provider, keep.as_deref())
-        .await?;
-    let name = state.oidc.name_of(provider);
-    for handle in &ended {
-        state
-            .events
-            .publish(SessionsEnded::way_in_removed(
-                user_id,
-                handle.clone(),
-                keep.clone(),
-                EndReason::ProviderUnlinked,
-                name.clone(),
-            ))
-            .await;
-    }
-    tracing::info!(
-        user_id,
-        provider,
-        sessions = ended.len(),
-        "provider unlinked; its sessions ended"
-    );
-    Ok(ended.len())
-}
-
-/// A passkey was removed from the account: the sessions signed in with it end, on every
-/// instance, except the one that removed it (it just proved who is there); their open pages
-/// reset with the passkey's name in the notice. Returns how many ended.
-pub async fn passkey_removed(
-    auth: &AuthSession,
-    state: &Signoff,
-    user_id: i64,
-    passkey_id: i64,
+    way_in: WayIn<'_>,
     name: &str,
 ) -> Result<usize, AppError> {
     let keep = super::current_handle(auth);
     let ended = state
         .store
-        .delete_signed_in_with_passkey(user_id, passkey_id, keep.as_deref())
+        .delete_signed_in_with(user_id, way_in, keep.as_deref())
         .await?;
+    let reason = match way_in {
+        WayIn::Provider(_) => EndReason::ProviderUnlinked,
+        WayIn::Passkey(_) => EndReason::PasskeyRemoved,
+    };
     for handle in &ended {
         state
             .events
@@ -493,16 +466,16 @@ pub async fn passkey_removed(
                 user_id,
                 handle.clone(),
                 keep.clone(),
-                EndReason::PasskeyRemoved,
+                reason,
                 name.to_owned(),
             ))
             .await;
     }
     tracing::info!(
         user_id,
-        passkey = passkey_id,
+        ?way_in,
         sessions = ended.len(),
-        "passkey removed; its sessions ended"
+        "a way in was removed; its sessions ended"
     );
     Ok(ended.len())
 }

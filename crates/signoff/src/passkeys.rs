@@ -12,7 +12,7 @@
 //! server on a loopback address in development; WebAuthn refuses IP addresses), and only that
 //! origin's pages may use the passkeys ([`crate::webauthn::Passkeys::new`]).
 //!
-//! Where a passkey's removal ends its sessions is `lifecycle::passkey_removed`, beside every
+//! Where a passkey's removal ends its sessions is `lifecycle::way_in_removed`, beside every
 //! other end of a session.
 
 use axum::{
@@ -36,10 +36,13 @@ use crate::webauthn::CEREMONY_TIMEOUT;
 
 use crate::{
     audit,
+    backend::NewPasskey,
     db::Database,
     error::AppError,
     lifecycle::{self, Via},
-    names, now_ms, on_db, stepup, throttle,
+    names, now_ms, on_db,
+    session::WayIn,
+    stepup, throttle,
     wire::{PasskeyInfo, User},
     AuthSession, RequestMeta, Signoff, UserRecord,
 };
@@ -214,17 +217,12 @@ pub async fn add_start(State(state): State<Signoff>, request: Request) -> Respon
                 .webauthn
                 .start_passkey_registration(handle, &user.username, &user.username, Some(exclude))
                 .map_err(ceremony_error)?;
-            let ticket = new_ticket(&state.db).await?;
-            set_ceremony(
-                &state,
-                &call.auth,
-                Ceremony::Add {
-                    ticket,
-                    user_id: user.id,
-                    handle,
-                    state: registration,
-                },
-            )
+            set_ceremony(&state, &call.auth, |ticket| Ceremony::Add {
+                ticket,
+                user_id: user.id,
+                handle,
+                state: registration,
+            })
             .await?;
             Ok(discoverable(options))
         }
@@ -264,8 +262,12 @@ pub async fn add_finish(State(state): State<Signoff>, request: Request) -> Respo
                 .webauthn
                 .finish_passkey_registration(&body.credential, &registration)
                 .map_err(|error| refused("registration", error))?;
-            let kind = kind_of(&passkey, &body.credential);
-            let row = insert(&state.db, user.id, &passkey, &name, kind.as_deref()).await?;
+            let row = insert(
+                &state.db,
+                user.id,
+                &to_store(&passkey, &body.credential, name)?,
+            )
+            .await?;
             audit::record_detail(
                 &state.db,
                 audit::Event::PasskeyAdded,
@@ -353,8 +355,14 @@ pub async fn remove(State(state): State<Signoff>, request: Request) -> Response 
                     ))
                 }
             };
-            let ended =
-                lifecycle::passkey_removed(&call.auth, &state, user.id, body.id, &name).await?;
+            let ended = lifecycle::way_in_removed(
+                &call.auth,
+                &state,
+                user.id,
+                WayIn::Passkey(body.id),
+                &name,
+            )
+            .await?;
             audit::record_detail(
                 &state.db,
                 audit::Event::PasskeyRemoved,
@@ -387,15 +395,10 @@ pub async fn sign_in_start(State(state): State<Signoff>, request: Request) -> Re
             // The page chooses the mediation (a button is a modal request, autofill is
             // conditional); the options say nothing of it.
             options.mediation = None;
-            let ticket = new_ticket(&state.db).await?;
-            set_ceremony(
-                &state,
-                &call.auth,
-                Ceremony::SignIn {
-                    ticket,
-                    state: authentication,
-                },
-            )
+            set_ceremony(&state, &call.auth, |ticket| Ceremony::SignIn {
+                ticket,
+                state: authentication,
+            })
             .await?;
             Ok(options)
         }
@@ -424,7 +427,8 @@ pub async fn sign_in_finish(State(state): State<Signoff>, request: Request) -> R
                 .webauthn
                 .identify_discoverable_authentication(&credential)
                 .map_err(|error| refused("sign-in", error))?;
-            let Some(row) = row_by_credential(&state.db, credential_id, user_handle).await? else {
+            let owner = Owner::Handle(user_handle);
+            let Some(row) = row_by_credential(&state.db, credential_id, owner).await? else {
                 tracing::info!("a passkey sign-in named a credential not registered here");
                 audit::record(
                     &state.db,
@@ -494,17 +498,12 @@ pub async fn create_start(State(state): State<Signoff>, request: Request) -> Res
                 .webauthn
                 .start_passkey_registration(handle, &name.display, &name.display, None)
                 .map_err(ceremony_error)?;
-            let ticket = new_ticket(&state.db).await?;
-            set_ceremony(
-                &state,
-                &call.auth,
-                Ceremony::Create {
-                    ticket,
-                    username: name.display,
-                    handle,
-                    state: registration,
-                },
-            )
+            set_ceremony(&state, &call.auth, |ticket| Ceremony::Create {
+                ticket,
+                username: name.display,
+                handle,
+                state: registration,
+            })
             .await?;
             Ok(discoverable(options))
         }
@@ -541,20 +540,10 @@ pub async fn create_finish(State(state): State<Signoff>, request: Request) -> Re
                 .webauthn
                 .finish_passkey_registration(&body.credential, &registration)
                 .map_err(|error| refused("registration", error))?;
-            let kind = kind_of(&passkey, &body.credential);
-            let stored = serde_json::to_string(&passkey).map_err(|_| AppError::internal())?;
+            let stored = to_store(&passkey, &body.credential, passkey_label)?;
             let (user, passkey_id) = state
                 .backend
-                .register_with_passkey(
-                    &name,
-                    crate::backend::NewPasskey {
-                        handle: handle.to_string(),
-                        credential_id: credential_key(passkey.cred_id()),
-                        passkey: stored,
-                        name: passkey_label,
-                        kind,
-                    },
-                )
+                .register_with_passkey(&name, handle.to_string(), stored)
                 .await?;
             audit::record(
                 &state.db,
@@ -592,16 +581,11 @@ pub async fn confirm_start(State(state): State<Signoff>, request: Request) -> Re
                 .webauthn
                 .start_passkey_authentication(&passkeys)
                 .map_err(ceremony_error)?;
-            let ticket = new_ticket(&state.db).await?;
-            set_ceremony(
-                &state,
-                &call.auth,
-                Ceremony::Confirm {
-                    ticket,
-                    user_id: user.id,
-                    state: authentication,
-                },
-            )
+            set_ceremony(&state, &call.auth, |ticket| Ceremony::Confirm {
+                ticket,
+                user_id: user.id,
+                state: authentication,
+            })
             .await?;
             Ok(options)
         }
@@ -633,8 +617,8 @@ pub async fn confirm_finish(State(state): State<Signoff>, request: Request) -> R
             }
             let buckets = throttle::passkey_buckets(&state.throttle, call.meta.ip);
             let reservation = throttle::reserve(&state.db, &state.throttle, &buckets).await?;
-            let Some(row) = row_by_id_credential(&state.db, user.id, &credential.raw_id).await?
-            else {
+            let owner = Owner::Account(user.id);
+            let Some(row) = row_by_credential(&state.db, &credential.raw_id, owner).await? else {
                 return Err(not_recognised());
             };
             let result = state
@@ -680,16 +664,18 @@ async fn use_ticket(db: &Database, ticket: &str) -> Result<bool, AppError> {
     Ok(used == 1)
 }
 
-/// Starts a ceremony in this session, replacing any other in progress.
+/// Starts a ceremony in this session, replacing any other in progress: `ceremony` makes it
+/// with its new single-use ticket.
 async fn set_ceremony(
     state: &Signoff,
     auth: &AuthSession,
-    ceremony: Ceremony,
+    ceremony: impl FnOnce(String) -> Ceremony,
 ) -> Result<(), AppError> {
+    let ticket = new_ticket(&state.db).await?;
     if let Ok(Some(previous)) = auth.session.remove::<Ceremony>(CEREMONY_KEY).await {
         use_ticket(&state.db, previous.ticket()).await?;
     }
-    auth.session.insert(CEREMONY_KEY, ceremony).await?;
+    auth.session.insert(CEREMONY_KEY, ceremony(ticket)).await?;
     Ok(())
 }
 
@@ -737,38 +723,35 @@ async fn row(db: &Database, user_id: i64, id: i64) -> Result<Option<Row>, AppErr
     })?)
 }
 
-/// The passkey with this credential id, if its account's user handle is `handle`: a credential
-/// presented with another account's handle is not that account's.
+/// Whose passkey a credential must be.
+enum Owner {
+    /// The account with this WebAuthn user handle: a credential presented with another
+    /// account's handle is not that account's (sign-in, where the authenticator names it).
+    Handle(Uuid),
+    /// The signed-in account (confirming who is there).
+    Account(i64),
+}
+
+/// The passkey with this credential id, if it is `owner`'s.
 async fn row_by_credential(
     db: &Database,
     credential_id: &[u8],
-    handle: Uuid,
+    owner: Owner,
 ) -> Result<Option<Row>, AppError> {
     let key = credential_key(credential_id);
-    Ok(on_db!(db, |pool| {
-        sqlx::query_as(select_rows!(
+    let sql = match owner {
+        Owner::Handle(_) => select_rows!(
             "JOIN users u ON u.id = p.user_id \
              WHERE p.credential_id = $1 AND u.webauthn_handle = $2"
-        ))
-        .bind(&key)
-        .bind(handle.to_string())
-        .fetch_optional(pool)
-        .await
-    })?)
-}
-
-async fn row_by_id_credential(
-    db: &Database,
-    user_id: i64,
-    credential_id: &[u8],
-) -> Result<Option<Row>, AppError> {
-    let key = credential_key(credential_id);
+        ),
+        Owner::Account(_) => select_rows!("WHERE p.credential_id = $1 AND p.user_id = $2"),
+    };
     Ok(on_db!(db, |pool| {
-        sqlx::query_as(select_rows!(
-            "WHERE p.credential_id = $1 AND p.user_id = $2"
-        ))
-        .bind(&key)
-        .bind(user_id)
+        let query = sqlx::query_as(sql).bind(&key);
+        match &owner {
+            Owner::Handle(handle) => query.bind(handle.to_string()),
+            Owner::Account(user_id) => query.bind(*user_id),
+        }
         .fetch_optional(pool)
         .await
     })?)
@@ -799,30 +782,13 @@ async fn handle_of(db: &Database, user_id: i64) -> Result<Uuid, AppError> {
         .ok_or_else(AppError::internal)
 }
 
-async fn insert(
-    db: &Database,
-    user_id: i64,
-    passkey: &Passkey,
-    name: &str,
-    kind: Option<&str>,
-) -> Result<Row, AppError> {
-    let stored = serde_json::to_string(passkey).map_err(|_| AppError::internal())?;
-    let key = credential_key(passkey.cred_id());
-    let now = now_ms();
-    let inserted: Result<i64, sqlx::Error> = on_db!(db, |pool| {
-        sqlx::query_scalar(
-            "INSERT INTO passkeys (user_id, credential_id, passkey, name, kind, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(user_id)
-        .bind(&key)
-        .bind(&stored)
-        .bind(name)
-        .bind(kind)
-        .bind(now)
-        .fetch_one(pool)
-        .await
-    });
+/// Adds `passkey` to `user_id`'s account. Returns its row.
+async fn insert(db: &Database, user_id: i64, passkey: &NewPasskey) -> Result<Row, AppError> {
+    let inserted = on_db!(db, |pool| async {
+        let mut connection = pool.acquire().await?;
+        passkey.insert((&mut *connection).into(), user_id).await
+    }
+    .await);
     let id = match inserted {
         Ok(id) => id,
         // The same credential registered before, to this account or another.
@@ -977,28 +943,41 @@ fn discoverable(mut options: CreationChallengeResponse) -> CreationChallengeResp
     options
 }
 
-/// A passkey's kind, as far as the registration tells: a security key (USB, NFC, Bluetooth), a
-/// passkey synced between devices (backup eligible), or one kept on this device.
-fn kind_of(passkey: &Passkey, credential: &RegisterPublicKeyCredential) -> Option<String> {
+/// What is stored of a newly registered passkey: webauthn-rs's serialised form, its credential
+/// id, its name, and its kind as far as the registration tells: a security key (USB, NFC,
+/// Bluetooth), a passkey synced between devices (backup eligible), or one kept on this device.
+fn to_store(
+    passkey: &Passkey,
+    credential: &RegisterPublicKeyCredential,
+    name: String,
+) -> Result<NewPasskey, AppError> {
     use webauthn_rs_proto::AuthenticatorTransport as T;
+    // The credential's flags are not public in webauthn-rs; its serialised form has them.
+    let serialised = serde_json::to_value(passkey).map_err(|_| AppError::internal())?;
     let transports = credential
         .response
         .transports
         .as_deref()
         .unwrap_or_default();
-    if transports
+    let kind = if transports
         .iter()
         .any(|t| matches!(t, T::Usb | T::Nfc | T::Ble))
     {
-        return Some("Security key".into());
-    }
-    // The credential's flags are not public in webauthn-rs; its serialised form has them.
-    let synced = serde_json::to_value(passkey)
-        .ok()
-        .and_then(|value| value.pointer("/cred/backup_eligible")?.as_bool());
-    synced.map(|synced| match synced {
-        true => "Synced passkey".into(),
-        false => "This device only".into(),
+        Some("Security key".into())
+    } else {
+        let synced = serialised.pointer("/cred/backup_eligible");
+        synced
+            .and_then(serde_json::Value::as_bool)
+            .map(|synced| match synced {
+                true => "Synced passkey".into(),
+                false => "This device only".into(),
+            })
+    };
+    Ok(NewPasskey {
+        credential_id: credential_key(passkey.cred_id()),
+        passkey: serialised.to_string(),
+        name,
+        kind,
     })
 }
 

@@ -80,6 +80,16 @@ impl SessionSettings {
     }
 }
 
+/// A way into an account that sessions rest on: what they were signed in through. Removing it
+/// ends them ([`Store::delete_signed_in_with`]).
+#[derive(Clone, Copy, Debug)]
+pub enum WayIn<'a> {
+    /// A linked identity provider (its id).
+    Provider(&'a str),
+    /// A passkey (its row id).
+    Passkey(i64),
+}
+
 /// The session store: every statement on `tower_sessions` is Signoff's own (create, the
 /// per-request read, save, delete, the sweep). tower-sessions-sqlx-store's stores were used for
 /// the delete until issue 21; Signoff writes rows itself for two reasons:
@@ -370,43 +380,30 @@ impl Store {
         Ok(deleted)
     }
 
-    /// Deletes the sessions of `user_id` signed in through `provider`, except the one with handle
-    /// `keep`. Returns their handles.
-    pub async fn delete_signed_in_through(
+    /// Deletes the sessions of `user_id` signed in with `way_in` (a provider, a passkey), except
+    /// the one with handle `keep`. Returns their handles.
+    pub async fn delete_signed_in_with(
         &self,
         user_id: i64,
-        provider: &str,
+        way_in: WayIn<'_>,
         keep: Option<&str>,
     ) -> Result<Vec<String>, sqlx::Error> {
-        let handles: Vec<Option<String>> = on_db!(&self.db, |pool| {
-            sqlx::query_scalar(
+        let sql = match way_in {
+            WayIn::Provider(_) => {
                 "DELETE FROM tower_sessions WHERE user_id = $1 AND oidc_provider = $2 \
-                 AND ($3 IS NULL OR handle <> $3) RETURNING handle",
-            )
-            .bind(user_id)
-            .bind(provider)
-            .bind(keep)
-            .fetch_all(pool)
-            .await
-        })?;
-        Ok(handles.into_iter().flatten().collect())
-    }
-
-    /// Deletes the sessions of `user_id` signed in with passkey `passkey_id`, except the one
-    /// with handle `keep`. Returns their handles.
-    pub async fn delete_signed_in_with_passkey(
-        &self,
-        user_id: i64,
-        passkey_id: i64,
-        keep: Option<&str>,
-    ) -> Result<Vec<String>, sqlx::Error> {
-        let handles: Vec<Option<String>> = on_db!(&self.db, |pool| {
-            sqlx::query_scalar(
+                 AND ($3 IS NULL OR handle <> $3) RETURNING handle"
+            }
+            WayIn::Passkey(_) => {
                 "DELETE FROM tower_sessions WHERE user_id = $1 AND passkey_id = $2 \
-                 AND ($3 IS NULL OR handle <> $3) RETURNING handle",
-            )
-            .bind(user_id)
-            .bind(passkey_id)
+                 AND ($3 IS NULL OR handle <> $3) RETURNING handle"
+            }
+        };
+        let handles: Vec<Option<String>> = on_db!(&self.db, |pool| {
+            let query = sqlx::query_scalar(sql).bind(user_id);
+            match way_in {
+                WayIn::Provider(provider) => query.bind(provider),
+                WayIn::Passkey(passkey) => query.bind(passkey),
+            }
             .bind(keep)
             .fetch_all(pool)
             .await

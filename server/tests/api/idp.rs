@@ -290,6 +290,17 @@ impl Browser {
             .expect("GET")
     }
 
+    /// A `GET` server function call from the app's page (it asks for JSON; a browser's navigation
+    /// asks for HTML and is sent back to the page instead).
+    pub async fn get_api(&self, url: &str) -> Response {
+        self.client
+            .get(url)
+            .header(header::ACCEPT, "application/json")
+            .send()
+            .await
+            .expect("GET")
+    }
+
     /// A form post, as a browser sends it from a page of the same origin.
     pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Response {
         self.client

@@ -42,7 +42,17 @@ async fn a_stale_session_can_neither_link_nor_unlink_until_it_confirms_it_is_you
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     let cookie = browser.session(&app).expect("signed in");
+    // What the page asks before leaving to link a provider: fresh now, stale after the window.
+    assert_eq!(
+        browser.get_api(&app.url("/api/step_up")).await.status(),
+        StatusCode::OK
+    );
     outlive_the_window(&app, &cookie).await;
+    let response = browser.get_api(&app.url("/api/step_up")).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_body(response).await.0, "reauthentication_required");
+    let response = Browser::new().get_api(&app.url("/api/step_up")).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
     // Linking: back to the page with the reason, never to the provider.
     let response = browser
@@ -79,6 +89,10 @@ async fn a_stale_session_can_neither_link_nor_unlink_until_it_confirms_it_is_you
         .post_api(&app.url("/api/confirm_identity"), &[("password", PASSWORD)])
         .await;
     assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        browser.get_api(&app.url("/api/step_up")).await.status(),
+        StatusCode::OK
+    );
     let action = browser.to_provider_login(&app, "link").await;
     let page = browser.provider_login(&action, "olga-at-idp").await;
     assert_eq!(page.url().path(), "/");

@@ -6,8 +6,8 @@
 
 pub use signoff::{
     attempts, audit, backend, client_addr, common_passwords, current_handle, hub, lifecycle, names,
-    notices, oidc, passkeys, password, recovery, require_user, rfc3339_ms, rfc3339_s, stepup,
-    stream, throttle, trust, AuthSession, Backend, Credentials, RequestMeta, UserRecord,
+    notices, oidc, passkeys, password, recovery, require_user, rfc3339_ms, rfc3339_s, session,
+    stepup, stream, throttle, trust, AuthSession, Backend, Credentials, RequestMeta, UserRecord,
 };
 
 use std::net::SocketAddr;
