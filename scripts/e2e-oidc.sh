@@ -62,9 +62,10 @@ JSON
   IDP_CLIENTS="$clients" IDP_EXIT_WITH_STDIN=0 exec node idp.mjs > "$work/idp.log" 2>&1) &
 pids+=($!)
 
+# STEP_UP_MAX_AGE is short so that one test can outlive the fresh-proof window.
 start_server() { # name port
   DATABASE_URL="$db_url" LEPTOS_SITE_ADDR="127.0.0.1:$2" LEPTOS_SITE_ROOT=target/site \
-    RUST_LOG=warn REGISTER_MAX_PER_WINDOW=1000 \
+    RUST_LOG=warn REGISTER_MAX_PER_WINDOW=1000 STEP_UP_MAX_AGE=10 \
     OIDC_PROVIDERS=idp OIDC_IDP_NAME="Test IdP" OIDC_IDP_ISSUER="$issuer" \
     OIDC_IDP_CLIENT_ID="$client_id" OIDC_IDP_CLIENT_SECRET="$client_secret" \
     ./target/release/server > "$work/server-$1.log" 2>&1 &

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { request as apiRequest, type Browser, type BrowserContext, type Page } from '@playwright/test';
 
 import { expect, test } from './fixtures';
-import { uniqueName } from './helpers';
+import { PASSWORD, signUp, uniqueName } from './helpers';
 
 // Single sign-on against a real OpenID Provider (scripts/idp: npm oidc-provider), run by
 // scripts/e2e-oidc.sh: instances A (SIGNOFF_URL) and B (SIGNOFF_URL_B) of the release build
@@ -19,6 +19,8 @@ const CLIENT_ID = process.env.OIDC_CLIENT_ID ?? 'signoff-e2e';
 const PROVIDER = 'Test IdP';
 const BACKCHANNEL = `${A}/api/oidc/idp/backchannel-logout`;
 const NOTICE = `You were signed out by ${PROVIDER}. Please sign in again.`;
+/** The harness's fresh-proof window (STEP_UP_MAX_AGE in scripts/e2e-oidc.sh), in seconds. */
+const STEP_UP_SECONDS = 10;
 // As in screenshots.spec: docs/screenshots/ for `make screenshots`, test-results/ otherwise.
 const SHOTS = process.env.SIGNOFF_SCREENSHOTS === 'docs'
   ? path.join(__dirname, '..', '..', 'docs', 'screenshots')
@@ -198,9 +200,56 @@ test.describe('single sign-on @oidc', () => {
     await page.waitForTimeout(1000);
     await expect(page.getByText(`Signed in as ${username}`)).toBeVisible();
   });
-});
 
-/** A key that is not the provider's. */
-function foreignKey() {
-  return generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
-}
+  test('a stale session confirms it is you, then Link carries on to the provider, and Unlink ends the sessions signed in through it on the other instance', async ({ browser, page }) => {
+    test.setTimeout(90_000);
+    const username = uniqueName('lnk');
+    const atProvider = uniqueName('idl');
+    await page.goto(A);
+    await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
+    await signUp(page, username);
+    const prompt = page.getByRole('group', { name: "Confirm it's you" });
+    const confirm = async () => {
+      await expect(prompt).toBeVisible();
+      await prompt.getByLabel('Your password').fill(PASSWORD);
+      await prompt.getByRole('button', { name: 'Confirm', exact: true }).click();
+    };
+
+    // Stale (using the session does not renew the proof): Link asks first, then leaves for the
+    // provider by itself, and comes back linked.
+    await page.waitForTimeout((STEP_UP_SECONDS + 1) * 1000);
+    await page.getByRole('button', { name: `Link ${PROVIDER}` }).click();
+    await confirm();
+    await expect(page).toHaveURL(new RegExp(`^${IDP}/interaction/`));
+    await page.getByLabel('Username').fill(atProvider);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await expect(page).toHaveURL(`${A}/`);
+    await expect(page.getByText(`${PROVIDER} · linked`)).toBeVisible();
+
+    // Another device signs in through the provider, on instance B.
+    const phone = await browser.newContext();
+    const phonePage = await phone.newPage();
+    await phonePage.goto(B);
+    await expect(phonePage.locator('body[data-hydrated="true"]')).toHaveCount(1);
+    await phonePage.getByRole('button', { name: `Sign in with ${PROVIDER}` }).click();
+    await phonePage.getByLabel('Username').fill(atProvider);
+    await phonePage.getByRole('button', { name: 'Continue' }).click();
+    await expect(phonePage.getByText(`Signed in as ${username}`)).toBeVisible();
+    await watchForReset(phonePage);
+
+    // Stale again: Unlink asks, then carries on in the page, and the phone's page resets.
+    await page.waitForTimeout((STEP_UP_SECONDS + 1) * 1000);
+    await page.getByRole('button', { name: `Unlink ${PROVIDER}` }).click();
+    await confirm();
+    const confirmedAt = Date.now();
+    await expect(page.getByRole('status').filter({ hasText: `${PROVIDER} unlinked. Sessions signed in with it were signed out.` })).toBeVisible();
+    await expect(page.getByRole('button', { name: `Link ${PROVIDER}` })).toBeVisible();
+    await expect(page.getByText(`Signed in as ${username}`)).toBeVisible();
+    await expect(phonePage.getByRole('form', { name: 'Sign in' })).toBeVisible();
+    await expect(phonePage.getByRole('status').filter({ hasText: `Signed out: ${PROVIDER} was unlinked from your account.` })).toBeVisible();
+    expect(await phonePage.evaluate(() => (window as any).__signoffMarker)).toBe('still here');
+    const reset = (await phonePage.evaluate(() => (window as any).__resetAt as number)) - confirmedAt;
+    console.log(`[oidc] unlinked on instance A → the page on B reset: ${reset} ms after Confirm`);
+    await phone.close();
+  });
+});

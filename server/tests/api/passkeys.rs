@@ -33,7 +33,7 @@ async fn start(app: &TestApp, path: &str, body: Value, cookie: Option<&str>) -> 
 }
 
 /// Adds a passkey to the account signed in on `cookie`.
-async fn add_passkey(app: &TestApp, cookie: &str, name: &str) -> (SoftPasskey, Value) {
+pub(crate) async fn add_passkey(app: &TestApp, cookie: &str, name: &str) -> (SoftPasskey, Value) {
     let (options, _) = start(app, "/api/passkeys/add/start", json!({}), Some(cookie)).await;
     assert_eq!(
         options["publicKey"]["authenticatorSelection"]["residentKey"], "required",
@@ -54,7 +54,10 @@ async fn add_passkey(app: &TestApp, cookie: &str, name: &str) -> (SoftPasskey, V
 }
 
 /// Signs in with `passkey` from a new browser: the response of the finish, and the cookie.
-async fn sign_in(app: &TestApp, passkey: &mut SoftPasskey) -> (reqwest::Response, String) {
+pub(crate) async fn sign_in(
+    app: &TestApp,
+    passkey: &mut SoftPasskey,
+) -> (reqwest::Response, String) {
     let (options, cookie) = start(app, "/api/passkeys/signin/start", json!({}), None).await;
     assert!(
         options["publicKey"]["allowCredentials"]

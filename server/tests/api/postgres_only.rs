@@ -1,4 +1,5 @@
-//! Tests that need a networked PostgreSQL: a database outage while requests run, and recovery.
+//! Tests that need a networked PostgreSQL: a database outage while requests run, and recovery;
+//! news that crosses instances.
 //! The SQLite run skips this module by name (`--skip postgres_only`); run alone without
 //! PostgreSQL they fail with instructions, never pass silently.
 
@@ -12,7 +13,13 @@ use std::{
 
 use reqwest::StatusCode;
 
-use crate::{helpers::*, proxy};
+use serde_json::json;
+
+use crate::{
+    helpers::*,
+    passkeys::{add_passkey, sign_in},
+    proxy,
+};
 
 fn require_postgres() {
     assert!(
@@ -215,4 +222,40 @@ async fn a_provider_logout_on_one_instance_reaches_a_stream_on_the_other() {
     println!("back-channel logout on A → session-ended on B: {elapsed:?}");
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
     assert_eq!(b.me(Some(&cookie)).await, None);
+}
+
+/// Removing a passkey ends its sessions "on every instance": the passkey is removed on A while
+/// the page of a session signed in with it is held open by B (another process on the same
+/// database); B hears it through PostgreSQL and tells the page. (SQLite is one process.)
+#[tokio::test]
+async fn removing_a_passkey_on_one_instance_resets_its_page_held_by_another() {
+    require_postgres();
+    let a = spawn_app_with(&[ONE_CLIENT_LOAD]).await;
+    let b = spawn_app_on(&a.test_db, &[ONE_CLIENT_LOAD]).await;
+    let owner = a.register("rita").await;
+    let (mut passkey, info) = add_passkey(&a, &owner, "Tablet").await;
+    let (response, _) = sign_in(&a, &mut passkey).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let on_passkey = session_cookie(&response).expect("signed in");
+    assert_eq!(b.me(Some(&on_passkey)).await.as_deref(), Some("rita"));
+
+    let mut page = b.open_events(&on_passkey).await;
+    let sent = std::time::Instant::now();
+    let response = a
+        .post_json(
+            "/api/passkeys/remove",
+            &json!({ "id": info["id"] }),
+            Some(&owner),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let ended = page.ended(Duration::from_secs(5)).await;
+    println!(
+        "passkey removed on A → its page on B told: {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(ended["reason"], "passkey_removed");
+    assert_eq!(ended["provider"], "Tablet");
+    assert_eq!(b.me(Some(&on_passkey)).await, None);
+    assert_eq!(b.me(Some(&owner)).await.as_deref(), Some("rita"));
 }
