@@ -253,3 +253,8 @@ test.describe('single sign-on @oidc', () => {
     await phone.close();
   });
 });
+
+/** A key that is not the provider's. */
+function foreignKey() {
+  return generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+}
