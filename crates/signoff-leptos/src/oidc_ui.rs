@@ -6,10 +6,14 @@ use leptos::{ev::SubmitEvent, prelude::*, server_fn::ServerFn};
 
 use super::{
     oidc::{list_sign_in_methods, unlink_provider, UnlinkProvider},
-    state::{AuthState, StepUp},
+    state::{AuthState, Change, StepUp},
     step_up_status, LogoutProvider,
 };
-use crate::landing::{OIDC_LINK, OIDC_LOGIN};
+use crate::{
+    error::AppError,
+    landing::{OIDC_LINK, OIDC_LOGIN},
+    wire::SignInMethods,
+};
 
 /// "Sign in with NAME", one button per provider, on the signed-out page. Each is a plain form
 /// post (no interception): the browser goes to the provider and comes back signed in.
@@ -57,15 +61,6 @@ pub fn ProviderSignOut(
     })
 }
 
-/// What "Ways to sign in" asks of the server.
-#[derive(Clone)]
-enum Change {
-    /// Leave for the provider to link it (its id).
-    Link(String),
-    /// Unlink it (its id and name).
-    Unlink(String, String),
-}
-
 /// The Security section's "Ways to sign in": the password and each provider, linked (with
 /// Unlink, while another way in remains) or not (with Link, a visit to the provider). Both are
 /// form posts that work without JavaScript and come back to the page; with it, they go through
@@ -79,30 +74,14 @@ pub fn SignInMethodsSection(
 ) -> impl IntoView {
     let auth = expect_context::<AuthState>();
     let step_up = expect_context::<StepUp>();
-    let methods = Resource::new(|| (), |_| list_sign_in_methods());
-    let act = step_up.action(move |change: Change| async move {
-        match change {
-            Change::Link(id) => {
-                step_up_status().await?;
-                post_link_form(&id);
-                Ok(None)
-            }
-            Change::Unlink(id, name) => {
-                unlink_provider(id).await?;
-                methods.refetch();
-                on_changed.run(());
-                Ok(Some(format!(
-                    "{name} unlinked. Sessions signed in with it were signed out."
-                )))
-            }
-        }
-    });
+    let list = Resource::new(|| (), |_| list_sign_in_methods());
+    let act = step_up.action();
     // Inside a Transition, as every resource of the page: the server renders what it loaded,
     // and hydration finds the same.
     let section = move || {
         // `try_get`: the page may be resetting (signed out), disposing this section while the
         // landing it also reads changes.
-        let methods = methods
+        let methods = list
             .try_get()
             .flatten()?
             .ok()
@@ -118,13 +97,13 @@ pub fn SignInMethodsSection(
                         format!("/api/oidc/{id}/link"),
                         format!("Link {name}"),
                         None,
-                        Change::Link(id.clone()),
+                        link(id.clone()),
                     ),
                     (true, can) => (
                         <UnlinkProvider as ServerFn>::PATH.to_owned(),
                         format!("Unlink {name}"),
                         (!can).then_some(" Your only way to sign in."),
-                        Change::Unlink(id.clone(), name.clone()),
+                        unlink(id.clone(), name.clone(), list, on_changed),
                     ),
                 };
                 let form_id = link_form_id(&id);
@@ -170,6 +149,38 @@ pub fn SignInMethodsSection(
         })
     };
     view! { <Transition>{section}</Transition> }
+}
+
+/// Link: once the server says this session may change its ways in, leave for the provider.
+fn link(id: String) -> Change {
+    Change::new(move || {
+        let id = id.clone();
+        async move {
+            step_up_status().await?;
+            post_link_form(&id);
+            Ok(None)
+        }
+    })
+}
+
+/// Unlink, in the page: the list is read again, and the sessions list may have changed.
+fn unlink(
+    id: String,
+    name: String,
+    list: Resource<Result<SignInMethods, AppError>>,
+    on_changed: Callback<()>,
+) -> Change {
+    Change::new(move || {
+        let (id, name) = (id.clone(), name.clone());
+        async move {
+            unlink_provider(id).await?;
+            list.refetch();
+            on_changed.run(());
+            Ok(Some(format!(
+                "{name} unlinked. Sessions signed in with it were signed out."
+            )))
+        }
+    })
 }
 
 /// The id of a provider's row form (`link-ID`), which [`post_link_form`] posts.

@@ -9,7 +9,11 @@
 
 use leptos::{ev::SubmitEvent, prelude::*};
 
-use super::{state::AuthState, wire::PasskeyInfo, User};
+use super::{
+    state::{AuthState, Change},
+    wire::PasskeyInfo,
+    User,
+};
 use crate::error::AppError;
 
 /// `GET /api/passkeys`: the signed-in account's passkeys, oldest first. A server function, so
@@ -233,18 +237,15 @@ pub(crate) fn confirm(
 
 /// What the Passkeys list asks of the server.
 #[derive(Clone)]
-enum Change {
+enum Edit {
     Add(String),
     Rename(i64, String),
     Remove(i64),
 }
 
-/// The Passkeys list's changes, each carried on after "Confirm it's you" when asked.
-type ChangeAction = Action<Change, Option<Result<&'static str, AppError>>>;
-
-async fn change(change: Change) -> Result<&'static str, AppError> {
-    match change {
-        Change::Add(name) => {
+async fn edit(edit: Edit) -> Result<&'static str, AppError> {
+    match edit {
+        Edit::Add(name) => {
             let options = call("/api/passkeys/add/start", "{}".into()).await?;
             let credential = js::create(&options).await.map_err(AppError::from)?;
             call(
@@ -254,13 +255,13 @@ async fn change(change: Change) -> Result<&'static str, AppError> {
             .await
             .map(|_| "Passkey added. You can sign in with it now.")
         }
-        Change::Rename(id, name) => call(
+        Edit::Rename(id, name) => call(
             "/api/passkeys/rename",
             format!("{{\"id\":{id},\"name\":{}}}", json_string(&name)),
         )
         .await
         .map(|_| "Passkey renamed."),
-        Change::Remove(id) => call("/api/passkeys/remove", format!("{{\"id\":{id}}}"))
+        Edit::Remove(id) => call("/api/passkeys/remove", format!("{{\"id\":{id}}}"))
             .await
             .map(|_| "Passkey removed. Sessions signed in with it were signed out."),
     }
@@ -277,14 +278,19 @@ pub fn PasskeysSection(
     let step_up = expect_context::<super::state::StepUp>();
     let passkeys = Resource::new(|| (), |_| list_passkeys());
     let new_name = RwSignal::new(String::new());
-    let act = step_up.action(move |what: Change| {
-        sendable(async move {
-            let done = change(what).await?;
-            new_name.set(String::new());
-            passkeys.refetch();
-            on_changed.run(());
-            Ok(done)
-        })
+    let act = step_up.action();
+    // Each edit carried on after "Confirm it's you" when asked.
+    let run = Callback::new(move |what: Edit| {
+        act.dispatch(Change::new(move || {
+            let what = what.clone();
+            sendable(async move {
+                let done = edit(what).await?;
+                new_name.set(String::new());
+                passkeys.refetch();
+                on_changed.run(());
+                Ok(Some(done.to_owned()))
+            })
+        }));
     });
     let pending = act.pending();
     let can_add = RwSignal::new(false);
@@ -297,7 +303,7 @@ pub fn PasskeysSection(
             {move || passkeys.get().map(|result| match result {
                 Ok(list) => view! {
                     <ul class="passkeys" aria-labelledby="passkeys-heading">
-                        {list.into_iter().map(|passkey| view! { <PasskeyItem passkey act /> }).collect_view()}
+                        {list.into_iter().map(|passkey| view! { <PasskeyItem passkey run /> }).collect_view()}
                     </ul>
                 }.into_any(),
                 Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
@@ -306,22 +312,22 @@ pub fn PasskeysSection(
         <Show when=move || can_add.get()>
             <form class="stack" aria-label="Add a passkey" on:submit=move |event: SubmitEvent| {
                 event.prevent_default();
-                act.dispatch(Change::Add(new_name.get_untracked()));
+                run.run(Edit::Add(new_name.get_untracked()));
             }>
                 <label for="new-passkey-name">"Name for a new passkey"</label>
                 <input id="new-passkey-name" type="text" maxlength="64" placeholder="e.g. Work laptop" bind:value=new_name />
                 <button type="submit" class="btn" disabled=pending>"Add a passkey"</button>
             </form>
         </Show>
-        {move || act.value().get().flatten().map(|status| match status {
-            Ok(done) => view! { <p class="notice" role="status">{done}</p> }.into_any(),
-            Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
+        {move || act.value().get().flatten().and_then(|answer| match answer {
+            Ok(done) => done.map(|done| view! { <p class="notice" role="status">{done}</p> }.into_any()),
+            Err(error) => Some(view! { <p class="error" role="alert">{error.message}</p> }.into_any()),
         })}
     })
 }
 
 #[component]
-fn PasskeyItem(passkey: PasskeyInfo, act: ChangeAction) -> impl IntoView {
+fn PasskeyItem(passkey: PasskeyInfo, run: Callback<Edit>) -> impl IntoView {
     let id = passkey.id;
     let name = RwSignal::new(passkey.name.clone());
     let input_id = format!("passkey-{id}-name");
@@ -330,7 +336,7 @@ fn PasskeyItem(passkey: PasskeyInfo, act: ChangeAction) -> impl IntoView {
         <li class="passkey" data-passkey=id>
             <form class="inline" on:submit=move |event: SubmitEvent| {
                 event.prevent_default();
-                act.dispatch(Change::Rename(id, name.get_untracked()));
+                run.run(Edit::Rename(id, name.get_untracked()));
             }>
                 <label class="visually-hidden" for=input_id.clone()>"Name of this passkey"</label>
                 <input id=input_id type="text" maxlength="64" bind:value=name />
@@ -340,7 +346,7 @@ fn PasskeyItem(passkey: PasskeyInfo, act: ChangeAction) -> impl IntoView {
                     class="btn small"
                     aria-label=format!("Remove passkey {}", passkey.name)
                     on:click=move |_| {
-                        act.dispatch(Change::Remove(id));
+                        run.run(Edit::Remove(id));
                     }
                 >
                     "Remove"

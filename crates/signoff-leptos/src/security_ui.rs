@@ -5,7 +5,7 @@
 
 use leptos::{ev::SubmitEvent, prelude::*};
 
-use super::state::{when, StepUp};
+use super::state::{when, Change, StepUp};
 use super::{
     change_password, list_sessions, logout_all, recent_activity, revoke_session, state::AuthState,
     validate, wire::EndReason, ActivityEntry, SessionInfo,
@@ -234,23 +234,25 @@ fn ChangePasswordForm(
     let current = RwSignal::new(String::new());
     let new = RwSignal::new(String::new());
     // A first password needs a fresh proof: the prompt, then this carries on.
-    let change = step_up.action(move |(current, new): (String, String)| async move {
-        let result = change_password(current, new).await;
-        if result.is_ok() {
-            auth.notice.set(Some(if no_password {
-                "Password set. You can sign in with it now.".into()
-            } else {
-                "Password changed. Your other sessions were signed out.".into()
-            }));
-            auth.renewed();
-            on_changed();
-        }
-        result
-    });
-    let pending = change.pending();
+    let act = step_up.action();
+    let pending = act.pending();
     let on_submit = move |event: SubmitEvent| {
         event.prevent_default();
-        change.dispatch((current.get_untracked(), new.get_untracked()));
+        let (given, chosen) = (current.get_untracked(), new.get_untracked());
+        act.dispatch(Change::new(move || {
+            let (given, chosen) = (given.clone(), chosen.clone());
+            async move {
+                change_password(given, chosen).await?;
+                auth.notice.set(Some(if no_password {
+                    "Password set. You can sign in with it now.".into()
+                } else {
+                    "Password changed. Your other sessions were signed out.".into()
+                }));
+                auth.renewed();
+                on_changed();
+                Ok(None)
+            }
+        }));
         current.set(String::new());
         new.set(String::new());
     };
@@ -283,7 +285,7 @@ fn ChangePasswordForm(
             <button type="submit" class="btn" disabled=pending>
                 {move || if pending.get() { busy } else { submit }}
             </button>
-            {move || change.value().get().flatten().and_then(Result::err).map(|error| {
+            {move || act.value().get().flatten().and_then(Result::err).map(|error| {
                 view! { <p class="error" role="alert">{error.message}</p> }
             })}
         </form>

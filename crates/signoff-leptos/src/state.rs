@@ -3,6 +3,8 @@
 //! forms, the live client and the Security section all change it through its methods, so what
 //! happens to the page at sign-in and sign-out is written here once.
 
+use std::{future::Future, pin::Pin, sync::Arc};
+
 use leptos::prelude::*;
 
 use super::{
@@ -174,6 +176,29 @@ fn forget_server_rendered_data() {
     }
 }
 
+/// What a change of the ways in answered: the notice to show when it worked (none when the
+/// change tells the page itself), or why not.
+pub(crate) type ChangeAnswer = Result<Option<String>, AppError>;
+
+/// A change of the ways in, ready to run, and to run again after "Confirm it's you".
+#[derive(Clone)]
+pub(crate) struct Change(
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ChangeAnswer> + Send>> + Send + Sync>,
+);
+
+impl Change {
+    pub(crate) fn new<F>(run: impl Fn() -> F + Send + Sync + 'static) -> Self
+    where
+        F: Future<Output = ChangeAnswer> + Send + 'static,
+    {
+        Self(Arc::new(move || Box::pin(run())))
+    }
+}
+
+/// A section's changes of the ways in ([`StepUp::action`]): its value is `None` while a change
+/// waits for "Confirm it's you", else the last answer.
+pub(crate) type ChangeAction = Action<Change, Option<ChangeAnswer>>;
+
 /// "Confirm it's you": a change of the ways in answered `reauthentication_required` (the session's
 /// last proof of identity is too old, `signoff::stepup`). The section opens a prompt (the password,
 /// or a passkey); once confirmed, the change is carried on with, with nothing typed again.
@@ -197,29 +222,23 @@ impl StepUp {
         self.open.set(true);
     }
 
-    /// An action for a change that may need a fresh proof: when the server answers
+    /// A section's action for its changes of the ways in: when the server answers
     /// `reauthentication_required`, it opens the prompt and, once the person has confirmed, runs
-    /// again with the same input, with nothing typed again. Its value is `None` while it waits
-    /// for the confirmation, else the last answer.
-    pub(crate) fn action<I, O, F>(
-        self,
-        run: impl Fn(I) -> F + Send + Sync + 'static,
-    ) -> Action<I, Option<Result<O, AppError>>>
-    where
-        I: Clone + Send + Sync + 'static,
-        O: Send + Sync + 'static,
-        F: std::future::Future<Output = Result<O, AppError>> + Send + 'static,
-    {
+    /// the same change again, with nothing typed again. One type for every section (not one per
+    /// section's input), so the browser bundle holds the action's code once.
+    pub(crate) fn action(self) -> ChangeAction {
         // The action dispatches itself again: set once it exists.
-        let again = StoredValue::new(None::<Callback<I>>);
-        let action = Action::new(move |input: &I| {
-            let input = input.clone();
-            let answer = run(input.clone());
+        let again = StoredValue::new(None::<ChangeAction>);
+        let action = Action::new(move |change: &Change| {
+            let change = change.clone();
+            let answer = (change.0)();
             async move {
                 match answer.await {
                     Err(error) if error.code == ErrorCode::ReauthenticationRequired => {
                         if let Some(again) = again.get_value() {
-                            self.ask(Callback::new(move |_| again.run(input.clone())));
+                            self.ask(Callback::new(move |_| {
+                                again.dispatch(change.clone());
+                            }));
                         }
                         None
                     }
@@ -227,9 +246,7 @@ impl StepUp {
                 }
             }
         });
-        again.set_value(Some(Callback::new(move |input: I| {
-            action.dispatch(input);
-        })));
+        again.set_value(Some(action));
         action
     }
 
